@@ -1,0 +1,145 @@
+"""The Starlette application factory.
+
+    app = create_app(Settings.from_env())
+
+The lifespan opens the store (applying migrations), creates the first admin from the
+environment when asked to and none exists, and marks benchmark runs orphaned by a previous
+process as failed; at shutdown it stops live benchmark runs and closes the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+import fogcore
+from fogcore.store import Store, default_data_dir, open_store
+
+from .auth import Authenticator, bootstrap_admin
+from .benchrunner import BenchManager
+from .context import ApiContext
+from .errors import EXCEPTION_HANDLERS
+from .middleware import (
+    BodyLimitMiddleware,
+    RateLimitMiddleware,
+    RequestMiddleware,
+    SecurityHeaders,
+)
+from .openapi import build_openapi
+from .routes import all_routes
+from .routing import IndexedRouter
+from .settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("fogcore.api")
+
+DESCRIPTION = (
+    "The fogcore node API: node directory, Betanet VRF delay proofs, benchmarks and the "
+    "dashboard. State-changing routes need `Authorization: Bearer <token>` with a session "
+    "token or an API key."
+)
+
+
+def _suites(settings: Settings) -> tuple[str, ...]:
+    if settings.bench_suites is not None:
+        return tuple(settings.bench_suites)
+    from fogcore.bench.commands import available_suites
+
+    return tuple(available_suites())
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> Starlette:
+    """The API app. With `store` given the app uses it and leaves it open at shutdown;
+    otherwise it opens `settings.database_url` itself."""
+    settings = settings or Settings.from_env()
+    ctx = ApiContext(settings)
+    routes = all_routes()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ctx.store = store if store is not None else await open_store(settings.database_url)
+        try:
+            ctx.auth = Authenticator(ctx.store, cache_ttl=settings.auth_cache_ttl)
+            result_dir = Path(settings.bench_dir) if settings.bench_dir else (
+                default_data_dir() / "bench"
+            )
+            ctx.bench = BenchManager(
+                ctx.store, result_dir=result_dir, suites=_suites(settings),
+                env=settings.bench_env,
+            )
+            orphaned = await ctx.bench.recover()
+            if orphaned:
+                log.warning("benchmark runs interrupted by a restart", extra={"runs": orphaned})
+            if settings.bootstrap_admin:
+                created = await bootstrap_admin(ctx.store)
+                if created:
+                    log.info("created the first admin from the environment",
+                             extra={"username": created})
+            log.info("api started", extra={"database": ctx.store.backend})
+            # Objects alive after start-up live as long as the process: keep them out of
+            # the collector's full passes, which otherwise stall requests under load.
+            gc.collect()
+            gc.freeze()
+            yield
+        finally:
+            if ctx.bench is not None:
+                await ctx.bench.close()
+            if ctx.access_log is not None:
+                ctx.access_log.flush()
+            if store is None:
+                await ctx.store.close()
+
+    middleware = [
+        Middleware(
+            RequestMiddleware,
+            metrics=ctx.metrics,
+            security=SecurityHeaders(hsts=settings.hsts),
+            access_log=ctx.access_log,
+        ),
+    ]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=["authorization", "content-type", "x-request-id"],
+                expose_headers=["x-request-id", "retry-after"],
+                max_age=600,
+            )
+        )
+    middleware += [
+        Middleware(
+            RateLimitMiddleware,
+            general=settings.rate_limit,
+            login=settings.login_rate_limit,
+            max_clients=settings.rate_limit_clients,
+            trust_proxy_headers=settings.trust_proxy_headers,
+            metrics=ctx.metrics,
+        ),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    # Same routes and lifespan, matched through the path index (see routing.py).
+    app.router = IndexedRouter(routes=routes, lifespan=lifespan)
+    app.state.fog = ctx
+    document = build_openapi(
+        routes, title="fogcore API", version=fogcore.__version__, description=DESCRIPTION
+    )
+    app.state.openapi = document
+    app.state.openapi_bytes = orjson.dumps(document)
+    return app

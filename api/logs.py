@@ -1,0 +1,115 @@
+"""Structured logs: one JSON object per line, with the request id when there is one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+
+import orjson
+
+__all__ = ["AccessLog", "JsonFormatter", "configure_logging"]
+
+# Attributes every LogRecord has; anything else was passed with `extra=` and is logged.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as a JSON line: time, level, logger, message, the `extra` fields,
+    and the exception trace when there is one (logs are for operators, not clients)."""
+
+    _second = -1
+    _stamp = ""
+
+    def _timestamp(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:  # one strftime per second, not per line
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self._timestamp(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = record.__dict__.get("fields")
+        if isinstance(fields, dict):  # the access log passes its fields in one dict
+            entry.update(fields)
+        else:
+            for key, value in record.__dict__.items():
+                if key not in _STANDARD and not key.startswith("_"):
+                    entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str = "info", stream=None) -> None:
+    """Send fogcore's logs (and uvicorn's) as JSON lines to `stream` (default stderr)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    for name in ("fogcore", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+
+
+class AccessLog:
+    """The per-request log: one JSON line per request, in the same shape as the other
+    logs, buffered and written in batches (at most every `interval` seconds or `batch`
+    lines) so that a busy server spends one write call on many requests, not one each."""
+
+    def __init__(self, stream=None, *, batch: int = 256, interval: float = 0.25) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.batch = batch
+        self.interval = interval
+        self._lines: list[bytes] = []
+        self._timer = None
+        self._stamp = JsonFormatter()
+
+    def write(self, fields: dict) -> None:
+        """Queue one request's line."""
+        now = time.time()
+        entry = {
+            "ts": self._stamp._timestamp(now),
+            "level": "info",
+            "logger": "fogcore.api.access",
+            "msg": "request",
+        }
+        entry.update(fields)
+        self._lines.append(orjson.dumps(entry, default=str))
+        if len(self._lines) >= self.batch:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(self.interval, self.flush)
+
+    def flush(self) -> None:
+        """Write every queued line now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._lines:
+            return
+        data = b"\n".join(self._lines) + b"\n"
+        self._lines.clear()
+        buffer = getattr(self.stream, "buffer", None)
+        try:
+            if buffer is not None:
+                self.stream.flush()  # keep order with text already written
+                buffer.write(data)
+                buffer.flush()
+            else:
+                self.stream.write(data.decode())
+                self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or full log stream must not fail requests

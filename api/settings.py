@@ -1,0 +1,109 @@
+"""API settings: defaults that are safe on a fresh machine, overridable from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["RateLimit", "Settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: `rate` requests per second on average, bursts of up to `burst`."""
+
+    rate: float
+    burst: int
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """"RATE/BURST" (e.g. "20/40"); RATE may be a fraction ("0.2/5")."""
+        rate, _, burst = text.partition("/")
+        limit = cls(float(rate), int(burst or max(1, int(float(rate)))))
+        if limit.rate <= 0 or limit.burst < 1:
+            raise ValueError("rate limit needs a positive rate and a burst of at least 1")
+        return limit
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the API app needs to start. `Settings.from_env()` reads the `FOG_*`
+    environment variables listed in docs/api.md."""
+
+    #: Store URL; None means `FOG_DATABASE_URL` or the embedded SQLite file.
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: How long a login session lasts, in seconds.
+    session_ttl: float = 12 * 3600
+    #: Largest request body accepted, in bytes (413 beyond it).
+    max_body_bytes: int = 1 << 20
+    #: Per-client limit on every request.
+    rate_limit: RateLimit = RateLimit(50.0, 100)
+    #: Tighter per-client limit on login attempts (password guessing).
+    login_rate_limit: RateLimit = RateLimit(5 / 60, 5)
+    #: Most clients tracked by the rate limiter at once (bounded memory).
+    rate_limit_clients: int = 100_000
+    #: Take the client address from X-Forwarded-For (only behind a proxy you run).
+    trust_proxy_headers: bool = False
+    #: Origins allowed by CORS; empty means CORS is off.
+    cors_origins: tuple[str, ...] = ()
+    #: Seconds an authenticated token is remembered without asking the store again.
+    #: Logout and revocation through this process take effect at once regardless.
+    auth_cache_ttl: float = 2.0
+    #: Seconds the dashboard aggregates and directory pages are reused.
+    read_cache_ttl: float = 1.0
+    #: Where benchmark result files go; None: `<data dir>/bench`.
+    bench_dir: str | None = None
+    #: Suites the API may start; None: every installed suite.
+    bench_suites: tuple[str, ...] | None = None
+    #: Extra environment for benchmark subprocesses (suite-specific knobs).
+    bench_env: Mapping[str, str] = field(default_factory=dict)
+    #: Write one JSON log line per request.
+    access_log: bool = True
+    #: Create the first admin from FOG_ADMIN_USER / FOG_ADMIN_PASSWORD when none exists.
+    bootstrap_admin: bool = True
+    #: Add Strict-Transport-Security (only when served over HTTPS).
+    hsts: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
+        """Settings from `FOG_*` variables (see docs/api.md), then `overrides`."""
+        env = os.environ if environ is None else environ
+        values: dict = {}
+        if env.get("FOG_DATABASE_URL"):
+            values["database_url"] = env["FOG_DATABASE_URL"]
+        simple = {
+            "FOG_API_HOST": ("host", str),
+            "FOG_API_PORT": ("port", int),
+            "FOG_API_SESSION_TTL": ("session_ttl", float),
+            "FOG_API_MAX_BODY": ("max_body_bytes", int),
+            "FOG_API_AUTH_CACHE_TTL": ("auth_cache_ttl", float),
+            "FOG_API_READ_CACHE_TTL": ("read_cache_ttl", float),
+            "FOG_BENCH_DIR": ("bench_dir", str),
+        }
+        for name, (attr, convert) in simple.items():
+            if env.get(name):
+                values[attr] = convert(env[name])
+        if env.get("FOG_API_RATE_LIMIT"):
+            values["rate_limit"] = RateLimit.parse(env["FOG_API_RATE_LIMIT"])
+        if env.get("FOG_API_LOGIN_RATE_LIMIT"):
+            values["login_rate_limit"] = RateLimit.parse(env["FOG_API_LOGIN_RATE_LIMIT"])
+        if env.get("FOG_API_CORS_ORIGINS"):
+            origins = (o.strip() for o in env["FOG_API_CORS_ORIGINS"].split(","))
+            values["cors_origins"] = tuple(o for o in origins if o)
+        for name, attr in (
+            ("FOG_API_TRUST_PROXY", "trust_proxy_headers"),
+            ("FOG_API_ACCESS_LOG", "access_log"),
+            ("FOG_API_HSTS", "hsts"),
+        ):
+            if env.get(name):
+                values[attr] = env[name].strip().lower() in ("1", "true", "yes", "on")
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes) -> Settings:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,1 @@
+"""The benchmark harness behind `fogcore bench SUITE` (installed as `fogcore.bench`)."""

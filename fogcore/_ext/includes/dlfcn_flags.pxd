@@ -1,0 +1,3 @@
+# dlopen flags not declared by Cython's posix.dlfcn.
+cdef extern from "<dlfcn.h>" nogil:
+    const int RTLD_NODELETE

@@ -1,0 +1,67 @@
+"""`fogcore admin create` and `fogcore serve` as a user runs them."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+PASSWORD = "a long enough password"
+
+
+def fogcore(*args, **kwargs):
+    return subprocess.run([sys.executable, "-P", "-m", "fogcore", *args], capture_output=True,
+                          text=True, timeout=60, **kwargs)
+
+
+def test_admin_create_and_serve(tmp_path):
+    url = f"sqlite://{tmp_path / 'cli.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOG_")}
+    env["FOG_DATA_DIR"] = str(tmp_path)
+    short = fogcore("admin", "create", "root", "--password-stdin", "--database", url,
+                    input="short\n", env=env)
+    assert short.returncode == 2 and "at least" in short.stderr
+    made = fogcore("admin", "create", "root", "--password-stdin", "--database", url,
+                   input=PASSWORD + "\n", env=env)
+    assert made.returncode == 0, made.stderr
+    again = fogcore("admin", "create", "root", "--password-stdin", "--database", url,
+                    input=PASSWORD + "\n", env=env)
+    assert again.returncode == 1
+    no_tty = fogcore("admin", "create", "other", "--database", url, input="", env=env)
+    assert no_tty.returncode != 0 and "no password" in no_tty.stderr
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-P", "-m", "fogcore", "serve", "--port", str(port), "--database", url],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(base + "/health/ready", timeout=1) as r:
+                    assert json.loads(r.read())["status"] == "ready"
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("fogcore serve did not become ready")
+        login = urllib.request.Request(
+            base + "/api/auth/login",
+            data=json.dumps({"username": "root", "password": PASSWORD}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(login, timeout=5) as r:
+            assert json.loads(r.read())["user"]["role"] == "admin"
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=20)
+    # Structured logs: every line on stderr is a JSON object; the access log has the login.
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+    assert any(e.get("route") == "/api/auth/login" and e.get("status") == 200 for e in lines)
+    assert all("password" not in json.dumps(e) or e.get("logger") != "fogcore.api.access"
+               for e in lines)

@@ -1,0 +1,171 @@
+"""End to end against a real `fogcore up`: node subprocesses, the API's directory, TCP
+transport and gateway mailboxes, for both packet formats and both event loops."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+
+import httpx
+import pytest
+
+from fogcore.mixnet.client import ClientConfig, MixClient
+from fogcore.mixnet.directory_client import DirectoryClient
+from fogcore.mixnet.resolver import DirectoryResolver
+from fogcore.mixnet.topology import GATEWAY, Topology
+from fogcore.mixnet.transport import TcpTransport
+
+from .conftest import PASSWORD, env, fogcore
+
+
+class Clients:
+    """Two in-process clients of the testnet at `api`."""
+
+    def __init__(self, api: str, fmt: str, hops: int):
+        self.api, self.fmt, self.hops = api, fmt, hops
+
+    async def __aenter__(self):
+        self.directory = DirectoryClient(self.api)
+        self.resolver = DirectoryResolver(self.api)
+        self.transport = TcpTransport(self.resolver)
+        topologies = [Topology(self.fmt), Topology(self.fmt)]
+        for t in topologies:
+            await self.directory.refresh(t)
+        gateway = topologies[0].usable(GATEWAY)[0].node_id
+        config = ClientConfig(format=self.fmt, hops=self.hops, poll_interval=0.02,
+                              ack_timeout=1.0, max_attempts=8, down_for=30.0)
+        self.a = MixClient(topologies[0], self.transport, gateway, config=config)
+        self.b = MixClient(topologies[1], self.transport, gateway, config=config)
+        await self.a.start()
+        await self.b.start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.a.stop()
+        await self.b.stop()
+        await self.transport.close()
+        await self.resolver.aclose()
+        await self.directory.aclose()
+
+
+async def within(seconds: float, coro):
+    """Await `coro` for at most `seconds`; a body that swallowed the cancellation of the
+    timeout and went on is caught by the clock."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(seconds):
+        result = await coro
+    assert loop.time() - started < seconds, "the timeout's cancellation was swallowed"
+    return result
+
+
+def login(api: str) -> dict:
+    r = httpx.post(f"{api}/api/auth/login", json={"username": "admin", "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+@pytest.mark.parametrize("hops", [3, 5])
+def test_ping_command_delivers_every_loop(up, hops):
+    result = up.run("ping", "--count", "20", "--json", "--hops", str(hops))
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = json.loads(result.stdout)
+    assert report["delivered"] == 20 and report["lost"] == 0 and report["format"] == up.format
+    assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p99"]
+
+
+@pytest.mark.parametrize("hops", [3, 5])
+def test_message_and_surb_reply(up, run, hops):
+    message = os.urandom(5000)  # three fragments
+
+    async def scenario():
+        async with Clients(up.api, up.format, hops) as c:
+            sent = await within(20, c.a.send(c.b.address, message, want_reply=True))
+            assert sent.fragments > 1
+            got = await c.b.receive(timeout=10)
+            assert got.kind == "message" and got.data == message
+            await c.b.reply(got.reply_surb, b"thanks")
+            reply = await c.a.receive(timeout=10)
+            assert reply.kind == "reply" and reply.data == b"thanks"
+            assert reply.surb_id == sent.reply_surb_id
+
+    run(within(90, scenario()))
+
+
+def test_send_and_recv_commands_with_reply(up):
+    address = json.loads(up.run("recv", "--identity", "bob", "--address").stdout)["address"]
+    bob = subprocess.Popen(fogcore("recv", "--identity", "bob", "--wait", "20", "--reply",
+                                   "hello alice", "--data", str(up.data)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    try:
+        sent = up.run("send", "--identity", "alice", "--to", address, "hello bob")
+        assert sent.returncode == 0, sent.stderr
+        out, err = bob.communicate(timeout=30)
+    finally:
+        if bob.poll() is None:
+            bob.kill()
+    assert bob.returncode == 0, err
+    got = json.loads(out)
+    assert [m["text"] for m in got["received"]] == ["hello bob"] and got["replies_sent"] == 1
+    reply = up.run("recv", "--identity", "alice", "--wait", "10")
+    texts = [m["text"] for m in json.loads(reply.stdout)["received"] if m["kind"] == "reply"]
+    assert texts == ["hello alice"]
+
+
+def test_status_deploy_and_delete_through_the_api(up):
+    headers = login(up.api)
+    status = httpx.get(f"{up.api}/api/betanet/status", headers=headers).json()
+    assert status["layers"] == {"entry": 2, "mix": 2, "exit": 2, "gateway": 1}
+    assert all(n["state"] == "up" for n in status["nodes"])
+    r = httpx.post(f"{up.api}/api/betanet/deploy", headers=headers,
+                   json={"layer": "mix", "format": up.format}, timeout=40)
+    assert r.status_code == 201, r.text
+    node = r.json()
+    assert node["layer"] == "mix" and node["state"] == "up"
+    listed = httpx.get(f"{up.api}/api/directory/nodes").json()["nodes"]
+    assert node["node_id"] in {n["node_id"] for n in listed}
+    detail = httpx.get(f"{up.api}/api/betanet/nodes/{node['node_id']}", headers=headers)
+    assert detail.status_code == 200 and "history" in detail.json() and "vrf" in detail.json()
+    r = httpx.delete(f"{up.api}/api/betanet/nodes/{node['node_id']}", headers=headers,
+                     timeout=40)
+    assert r.status_code == 204
+    assert httpx.get(f"{up.api}/api/betanet/nodes/{node['node_id']}",
+                     headers=headers).status_code == 404
+    ids = {n["node_id"] for n in httpx.get(f"{up.api}/api/directory/nodes").json()["nodes"]}
+    assert node["node_id"] not in ids
+
+
+def test_zz_node_killed_mid_traffic(up, run):
+    """A freshly deployed mix node is killed while 30 messages are under way."""
+    headers = login(up.api)
+    r = httpx.post(f"{up.api}/api/betanet/deploy", headers=headers,
+                   json={"layer": "mix", "format": up.format}, timeout=40)
+    assert r.status_code == 201, r.text
+    victim = next(n for n in up.state["nodes"] if n["node_id"] == r.json()["node_id"])
+
+    async def scenario():
+        async with Clients(up.api, up.format, 4) as c:
+            async def one(i):
+                await asyncio.sleep(0.05 * i)
+                return await c.a.send(c.b.address, b"message %d" % i)
+
+            sending = [asyncio.ensure_future(one(i)) for i in range(30)]
+            await asyncio.sleep(0.3)
+            os.kill(victim["pid"], signal.SIGKILL)
+            results = await within(60, asyncio.gather(*sending))
+            assert len(results) == 30
+            got = set()
+            while len(got) < 30:
+                got.add((await c.b.receive(timeout=10)).data)
+            assert got == {b"message %d" % i for i in range(30)}
+            # Packets through the dead node were lost, counted and sent again elsewhere.
+            assert c.a.stats["fragments_lost"] > 0
+            assert c.a.stats["retransmissions"] >= c.a.stats["fragments_lost"]
+
+    run(within(90, scenario()))
+    status = httpx.get(f"{up.api}/api/betanet/status", headers=headers).json()
+    states = {n["node_id"]: n["state"] for n in status["nodes"]}
+    assert states[victim["node_id"]] == "down"
