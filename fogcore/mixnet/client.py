@@ -290,6 +290,7 @@ class _SurbEntry:
     target: tuple[bytes, int] | None = None  # (message id, index) for an ack
     attempt: int = 0
     nodes: tuple[bytes, ...] = ()  # mix nodes of the data and ack routes
+    sent_at: float = 0.0  # loop time the data packet left (acks)
 
 
 class MixClient:
@@ -328,6 +329,8 @@ class MixClient:
         self._surbs: OrderedDict[bytes, _SurbEntry] = OrderedDict()
         self._acks: dict[tuple[bytes, int], asyncio.Future] = {}
         self._suspicion: Counter[bytes] = Counter()
+        # Per node, the latest send time of a packet it carried that was acknowledged.
+        self._alive_since: dict[bytes, float] = {}
         self._last_ack = float("-inf")  # loop time of the latest acknowledgement
         self._srtt: float | None = None
         self._rttvar = 0.0
@@ -449,8 +452,13 @@ class MixClient:
             self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - rtt)
             self._srtt = 0.875 * self._srtt + 0.125 * rtt
 
-    def _suspect(self, nodes: Iterable[bytes]) -> None:
+    def _suspect(self, nodes: Iterable[bytes], sent_at: float) -> None:
+        alive_since = self._alive_since
         for node in nodes:
+            # A node that carried an acknowledged packet sent after this one was working
+            # after this loss: the blame lies elsewhere on the route.
+            if alive_since.get(node, -1.0) > sent_at:
+                continue
             self._suspicion[node] += 1
             if self._suspicion[node] < self.config.suspect_after or node not in self.topology:
                 continue
@@ -461,9 +469,12 @@ class MixClient:
                 self._suspicion.pop(node)
                 self.stats["nodes_avoided"] += 1
 
-    def _trusted(self, nodes: Iterable[bytes]) -> None:
+    def _trusted(self, nodes: Iterable[bytes], sent_at: float) -> None:
+        alive_since = self._alive_since
         for node in nodes:
             self._suspicion.pop(node, None)
+            if alive_since.get(node, -1.0) < sent_at:
+                alive_since[node] = sent_at
 
     async def _deliver(self, recipient: Address, message_id: bytes, index: int,
                        fragment: bytes) -> int:
@@ -492,9 +503,11 @@ class MixClient:
                     continue
                 mixes = route.node_ids[:-1] + ack_route.node_ids[:-1]
                 surb, key = make_surb(ack_route.infos, self.mailbox, cfg.format, self._random)
-                self._register_surb(key.surb_id, _SurbEntry(
-                    key, "ack", time.monotonic() + cfg.max_timeout * 2, target, attempt, mixes))
+                entry = _SurbEntry(
+                    key, "ack", time.monotonic() + cfg.max_timeout * 2, target, attempt, mixes)
+                self._register_surb(key.surb_id, entry)
                 sent_at = loop.time()
+                entry.sent_at = sent_at
                 try:
                     await self.send_packet(route, recipient.mailbox,
                                            encode_data(surb.to_bytes(), fragment))
@@ -523,7 +536,7 @@ class MixClient:
                 if self._last_ack > sent_at:
                     # Other routes delivered meanwhile, so this loss is this route's doing
                     # (not an offline recipient or our own link): suspect its nodes.
-                    self._suspect(mixes)
+                    self._suspect(mixes, sent_at)
                 avoid.update(mixes)
             if acked.done():
                 return packets
@@ -622,7 +635,7 @@ class MixClient:
                 return
             self.stats["acks_received"] += 1
             self._last_ack = asyncio.get_running_loop().time()
-            self._trusted(entry.nodes)
+            self._trusted(entry.nodes, entry.sent_at)
             future = self._acks.get(entry.target)
             if future is not None and not future.done():
                 future.set_result(entry.attempt)

@@ -71,8 +71,10 @@ async def clients(args: argparse.Namespace) -> int:
     for t in topologies:
         await directory.refresh(t)
     gateway = topologies[0].usable(GATEWAY)[0].node_id
+    # Round trips here take well under a second: cap the backoff so that eight attempts
+    # fit the test's 45-second window even for a fragment unlucky eight times.
     config = ClientConfig(format=fmt, hops=args.hops, poll_interval=0.02, ack_timeout=1.0,
-                          max_attempts=8, down_for=30.0)
+                          max_timeout=4.0, max_attempts=8, down_for=30.0)
     a = MixClient(topologies[0], transport, gateway, config=config)
     b = MixClient(topologies[1], transport, gateway, config=config)
     await a.start()
