@@ -19,6 +19,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 import fogcore
 from fogcore.store import Store, default_data_dir, open_store
@@ -29,6 +30,7 @@ from .context import ApiContext
 from .errors import EXCEPTION_HANDLERS
 from .middleware import (
     BodyLimitMiddleware,
+    ExceptionMapping,
     RateLimitMiddleware,
     RequestMiddleware,
     SecurityHeaders,
@@ -38,7 +40,7 @@ from .routes import all_routes
 from .routing import IndexedRouter
 from .settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["ApiApp", "create_app"]
 
 log = logging.getLogger("fogcore.api")
 
@@ -55,6 +57,20 @@ def _suites(settings: Settings) -> tuple[str, ...]:
     from fogcore.bench.commands import available_suites
 
     return tuple(available_suites())
+
+
+class ApiApp(Starlette):
+    """Starlette with only our middleware around the router. Starlette would add
+    `ServerErrorMiddleware` outermost and `ExceptionMiddleware` innermost; ours do both
+    jobs (`RequestMiddleware` answers the last-resort 500, `ExceptionMapping` the
+    registered exception handlers) without wrapping `send` and building a `Request` on
+    every request, which cost more than the rest of the stack together."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app: ASGIApp = self.router
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> Starlette:
@@ -127,11 +143,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             metrics=ctx.metrics,
         ),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(ExceptionMapping, handlers=EXCEPTION_HANDLERS),
     ]
-    app = Starlette(
+    app = ApiApp(
         routes=routes,
         middleware=middleware,
-        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     # Same routes and lifespan, matched through the path index (see routing.py).

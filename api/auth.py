@@ -135,10 +135,9 @@ class Authenticator:
         self.max_entries = max_entries
         self._cache: dict[bytes, tuple[Principal, float]] = {}
 
-    async def authenticate(self, headers: Mapping[str, str]) -> Principal | None:
-        """The principal of a request's `Authorization` header; None when absent.
+    async def authenticate(self, value: str | None) -> Principal | None:
+        """The principal of a request's `Authorization` header value; None when absent.
         Raises a 401 `ApiError` for a header that is present but not valid."""
-        value = headers.get("authorization")
         if value is None:
             return None
         scheme, _, token = value.partition(" ")

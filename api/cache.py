@@ -27,6 +27,14 @@ class TTLCache(Generic[T]):
         self._pending: dict[Hashable, asyncio.Future[T]] = {}
         self._generation = 0
 
+    def cached(self, key: Hashable) -> T | None:
+        """The value for `key` if it is cached and fresh, else None (no computation): lets
+        a hot read skip making the closure and coroutine that `get` needs."""
+        hit = self._values.get(key)
+        if hit is not None and time.monotonic() < hit[1]:
+            return hit[0]
+        return None
+
     async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
         """The cached value for `key`, computing it when missing or older than `ttl`."""
         now = time.monotonic()

@@ -8,7 +8,7 @@ import getpass
 import os
 import sys
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "SERVER_OPTIONS"]
 
 
 def _add_serve(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +21,17 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-access-log", action="store_true", help="do not log one line per request"
     )
+
+
+#: How `fogcore serve` runs uvicorn (the API benchmark serves its apps the same way).
+SERVER_OPTIONS = {
+    "workers": 1,
+    "http": "httptools",
+    "access_log": False,  # the app writes its own structured line per request
+    "log_config": None,  # keep the JSON logging configured by the caller
+    "server_header": False,
+    "proxy_headers": False,  # client addresses come from the socket unless configured
+}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -47,18 +58,8 @@ def _serve(args: argparse.Namespace) -> int:
         loop = "uvloop"
     except ImportError:  # pragma: no cover - uvloop is a dependency where it exists
         loop = "asyncio"
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        workers=1,
-        loop=loop,
-        http="httptools",
-        access_log=False,  # the app writes its own structured line per request
-        log_config=None,  # keep the JSON logging configured above
-        server_header=False,
-        proxy_headers=False,  # client addresses come from the socket unless configured
-    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, loop=loop,
+                **SERVER_OPTIONS)
     return 0
 
 

@@ -52,10 +52,16 @@ async def principal_of(request: Request) -> Principal | None:
     scope = request.scope
     if "fog.principal" in scope:
         return scope["fog.principal"]
-    ctx = context(request)
+    ctx: ApiContext = scope["app"].state.fog
     assert ctx.auth is not None
+    # The raw header list, not `request.headers`: no Headers object for one lookup.
+    value = None
+    for name, raw in scope["headers"]:
+        if name == b"authorization":
+            value = raw.decode("latin-1")
+            break
     try:
-        principal = await ctx.auth.authenticate(request.headers)
+        principal = await ctx.auth.authenticate(value)
     except Exception:
         ctx.metrics.auth_failures.inc()
         raise

@@ -7,6 +7,7 @@
 2. `RateLimitMiddleware` — per-client token buckets (a tighter one for login), 429 with
    Retry-After.
 3. `BodyLimitMiddleware` — 413 for a body over the limit, declared or streamed.
+4. `ExceptionMapping` — the registered handler's answer to an exception a route raises.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 
 from .errors import ApiError, error_body
 from .logs import AccessLog
@@ -32,8 +34,10 @@ __all__ = [
     "RequestMiddleware",
     "RateLimitMiddleware",
     "BodyLimitMiddleware",
+    "ExceptionMapping",
     "TokenBuckets",
     "CONTENT_SECURITY_POLICY",
+    "API_CONTENT_SECURITY_POLICY",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -51,6 +55,8 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
+#: API answers are data: nothing may load from them or frame them.
+API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 
@@ -72,34 +78,48 @@ async def _send_json(send: Send, status: int, body: dict, headers=()) -> None:
 
 
 class SecurityHeaders:
-    """The security headers every HTTP response carries unless it sets them itself:
-    CSP (with frame-ancestors), nosniff, no framing, no referrer, same-origin isolation,
-    and `Cache-Control: no-store` on API answers (they are per caller)."""
+    """The security headers every HTTP response carries unless it sets them itself.
+
+    Documents (the panel's pages, `/openapi.json`, anything outside `/api/`) get the full
+    set: CSP (with frame-ancestors), nosniff, no framing, no referrer, same-origin
+    isolation, a permissions policy. API answers under `/api/` are data, never rendered:
+    they get a CSP that allows nothing (`default-src 'none'; frame-ancestors 'none'`),
+    nosniff, no framing, `Cross-Origin-Resource-Policy: same-origin` (no other site may
+    load them) and `Cache-Control: no-store` (they are per caller). The document-only
+    headers (Referrer-Policy, COOP, Permissions-Policy) do nothing on such a response, and
+    every header costs the server time on every request."""
 
     def __init__(self, *, hsts: bool = False) -> None:
-        headers = [
-            (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+        common = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"cross-origin-opener-policy", b"same-origin"),
             (b"cross-origin-resource-policy", b"same-origin"),
-            (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
         ]
         if hsts:
-            headers.append((b"strict-transport-security", b"max-age=31536000"))
-        self.headers = headers
-        self.names = frozenset(name for name, _ in headers)
+            common.append((b"strict-transport-security", b"max-age=31536000"))
+        self.headers = [
+            (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+            *common,
+            (b"referrer-policy", b"no-referrer"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+            (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+        ]
+        self.api_headers = [
+            (b"content-security-policy", API_CONTENT_SECURITY_POLICY.encode()),
+            *common,
+            (b"cache-control", b"no-store"),
+        ]
+        self.names = frozenset(name for name, _ in self.headers + self.api_headers)
 
     def apply(self, path: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """`headers` with the security headers added (in place) and returned."""
+        """`headers` with the security headers for `path` added (in place) and returned;
+        a header the response sets itself is kept."""
+        own = self.api_headers if path.startswith("/api/") else self.headers
         names = {name.lower() for name, _ in headers}
         if names & self.names:
-            headers += [h for h in self.headers if h[0] not in names]
+            headers += [h for h in own if h[0] not in names]
         else:
-            headers += self.headers
-        if b"cache-control" not in names and path.startswith("/api/"):
-            headers.append((b"cache-control", b"no-store"))
+            headers += own
         return headers
 
 
@@ -150,7 +170,7 @@ class RequestMiddleware:
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status = scope["fog.status"] = message["status"]
                 headers = list(message.get("headers", ()))
                 headers.append(id_header)
                 message["headers"] = self.security.apply(path, headers)
@@ -343,3 +363,35 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class ExceptionMapping:
+    """The innermost layer: answers an exception a route raises with the handler
+    registered for its type (the nearest class in its MRO), as Starlette's
+    `ExceptionMiddleware` does, but without building a `Request` and wrapping `send` on
+    every request: whether the response has started is read from the scope, where
+    `RequestMiddleware` records the status. Anything without a handler, or raised after
+    the response started, goes on up to `RequestMiddleware`'s last-resort 500."""
+
+    def __init__(self, app: ASGIApp, *, handlers: dict[type[Exception], Callable]) -> None:
+        self.app = app
+        self.handlers = dict(handlers)
+
+    def handler_for(self, exc: Exception) -> Callable | None:
+        """The handler of `exc`'s type or its nearest base that has one."""
+        for cls in type(exc).__mro__:
+            handler = self.handlers.get(cls)
+            if handler is not None:
+                return handler
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            handler = self.handler_for(exc)
+            if handler is None or scope["type"] != "http" or "fog.status" in scope:
+                raise
+            response = await handler(Request(scope, receive), exc)
+            await response(scope, receive, send)
+            exc.__traceback__ = None  # a reused exception must not grow its traceback

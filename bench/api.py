@@ -13,8 +13,14 @@ process measures:
   in this module (open loop: latency counts from when a request was due, so a stalled
   server cannot hide its queueing).
 
-In the same run a bare Starlette app (no middleware, no store) serves the same dashboard
-JSON from memory: the yardstick for "full stack ≥ 50 % of bare".
+In the same run a bare Starlette app (no middleware, no store), served by uvicorn exactly
+as `fogcore serve` serves the API, answers with the same dashboard JSON from memory: the
+yardstick for "full stack ≥ 50 % of bare". The dashboard at saturation is measured in
+three rounds alternating with the yardstick (one with --quick); the ratio compares the
+medians. Every wrk run follows an uncounted warm-up (two seconds; one for runs under five).
+
+With two CPUs or more, every server runs pinned to the first CPU and the load generators
+to the others, so that the two never compete for a core and runs compare like with like.
 
 Knobs (environment): FOG_BENCH_API_BACKENDS (default "sqlite,postgresql"),
 FOG_BENCH_API_SECONDS (seconds per measurement), FOG_BENCH_API_RATE (paced rate),
@@ -46,6 +52,8 @@ __all__ = ["steps", "run"]
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 NODES = 1000
 WRK_CONNECTIONS = 32
+WARMUP_SECONDS = 2
+RATIO_ROUNDS = 3  # alternating full-stack and yardstick runs of the dashboard
 PACED_CONNECTIONS = 64
 SATURATION = ("stats", "nodes", "write", "stats_uncached")
 PACED = ("stats", "nodes")
@@ -88,6 +96,28 @@ def steps(args) -> int:
 
 
 # --------------------------------------------------------------------------- set-up
+
+
+def _cpu_split() -> tuple[set[int], set[int]] | None:
+    """(server CPUs, load-generator CPUs): the server on one CPU, the generator on the
+    others, so that neither steals time from the other and runs compare like with like.
+    None with fewer than two CPUs available."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    if len(cpus) < 2:
+        return None
+    return {cpus[0]}, set(cpus[1:])
+
+
+def _pinned(which: int):
+    """A `preexec_fn` that pins the child to the server (0) or generator (1) CPUs."""
+    split = _cpu_split()
+    if split is None:
+        return None
+    cpus = split[which]
+    return lambda: os.sched_setaffinity(0, cpus)
 
 
 def _free_port() -> int:
@@ -171,7 +201,8 @@ class _Server:
             argv += ["--read-cache-ttl", str(read_cache_ttl)]
         self.log = open(workdir / f"server-{kind}-{self.port}.log", "wb")  # noqa: SIM115
         env = {k: v for k, v in os.environ.items() if k != "FOG_ADMIN_PASSWORD"}
-        self.process = subprocess.Popen(argv, stdout=self.log, stderr=self.log, env=env)
+        self.process = subprocess.Popen(argv, stdout=self.log, stderr=self.log, env=env,
+                                        preexec_fn=_pinned(0))
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 30
         while True:
@@ -212,10 +243,19 @@ def _wrk(url: str, seconds: float, workdir: Path, *, method: str = "GET",
         setup.append(f"wrk.body = {json.dumps(body)}")
     script = workdir / f"wrk-{secrets.token_hex(4)}.lua"
     script.write_text(_WRK_LUA.format(setup="\n".join(setup)))
+    # A warm-up run, not counted: a fresh server is slower for its first seconds under
+    # load (allocator arenas, caches, CPU clocks), which would bias short runs.
+    warmup = WARMUP_SECONDS if seconds >= 5 else 1
+    subprocess.run(
+        ["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{warmup}s", "--timeout", "5s",
+         "-s", str(script), url],
+        capture_output=True, timeout=warmup + 60, check=True, preexec_fn=_pinned(1),
+    )
     out = subprocess.run(
         ["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{max(1, round(seconds))}s",
          "--timeout", "5s", "-s", str(script), url],
         capture_output=True, text=True, timeout=seconds + 60, check=True,
+        preexec_fn=_pinned(1),
     ).stdout
     figures = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
     rps = figures["requests"] / figures["seconds"]
@@ -239,7 +279,8 @@ def _paced(url: str, rate: int, seconds: float, headers: dict | None = None) -> 
             "--connections", str(PACED_CONNECTIONS)]
     for name, value in (headers or {}).items():
         argv += ["--header", f"{name}: {value}"]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True,
+                         preexec_fn=_pinned(1))
     return json.loads(out.stdout)
 
 
@@ -320,9 +361,33 @@ async def _paced_load(url: str, rate: int, seconds: float, connections: int,
 # --------------------------------------------------------------------------- the suite
 
 
+def _versus_bare(url: str, viewer: dict, bare: _Server, seconds: float, workdir: Path,
+                 rounds: int) -> dict:
+    """The dashboard at saturation on the full stack and on the yardstick, alternately
+    `rounds` times: the figures of the full stack's median round, with every round's
+    requests/s of both. Alternating and taking medians keeps a slow spell of the machine
+    from landing on one side of the comparison only."""
+    full_runs, bare_runs = [], []
+    for _ in range(rounds):
+        full_runs.append(_wrk(url + "/api/dashboard/stats", seconds, workdir, headers=viewer))
+        bare_runs.append(_wrk(bare.url + "/api/dashboard/stats", seconds, workdir))
+    figures = dict(_median_run(full_runs))
+    figures["rounds"] = [{"full": f["ops_per_s"], "bare": b["ops_per_s"]}
+                         for f, b in zip(full_runs, bare_runs, strict=True)]
+    figures["bare"] = _median_run(bare_runs)
+    return figures
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median requests/s (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda r: r["ops_per_s"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def _measure_backend(backend: str, args, progress, workdir: Path, results: dict,
-                     seconds: float, rate: int) -> dict | None:
-    """All measurements on one backend; returns the dashboard's saturation figures."""
+                     seconds: float, rate: int, yardstick) -> dict | None:
+    """All measurements on one backend; returns the dashboard's saturation figures.
+    `yardstick()` gives the running bare server (started on first use)."""
     schema = None
     if backend == "sqlite":
         url = f"sqlite://{workdir / 'bench.db'}"
@@ -353,15 +418,17 @@ def _measure_backend(backend: str, args, progress, workdir: Path, results: dict,
                     sample.write_bytes(r.read())
             for name in ("stats", "nodes", "write"):
                 if name == "stats":
-                    figures = _wrk(server.url + "/api/dashboard/stats", seconds, workdir,
-                                   headers=viewer)
+                    figures = _versus_bare(server.url, viewer, yardstick(), seconds, workdir,
+                                           rounds=1 if args.quick else RATIO_ROUNDS)
                     dashboard = figures
                 elif name == "nodes":
                     figures = _wrk(server.url + "/api/directory/nodes", seconds, workdir)
                 else:
                     figures = _wrk(server.url + "/api/directory/nodes", seconds, workdir,
                                    method="POST", headers=operator, body=seeded["write_body"])
-                results[f"{backend}/{name}"] = figures
+                results[f"{backend}/{name}"] = {
+                    k: v for k, v in figures.items() if k not in ("rounds", "bare")
+                }
                 progress.step(f"{backend}: {name} at saturation")
             for name in PACED:
                 path = "/api/dashboard/stats" if name == "stats" else "/api/directory/nodes"
@@ -395,29 +462,37 @@ def run(args, progress) -> dict:
     with tempfile.TemporaryDirectory(prefix="fogcore-bench-api-") as tmp:
         workdir = Path(tmp)
         dashboards = {}
-        for backend in _backends():
-            dashboards[backend] = _measure_backend(backend, args, progress, workdir, results,
-                                                   seconds, rate)
-        # The yardstick: the same dashboard JSON from memory, no middleware, no store.
-        body_file = workdir / "stats.json"
-        if not body_file.exists():
-            raise RuntimeError("no backend could be measured")
-        bare = _Server("bare", workdir, body_file=body_file)
+        servers: list[_Server] = []
+
+        def yardstick() -> _Server:
+            # The same dashboard JSON from memory, no middleware, no store; started once
+            # the first backend has written the body it serves.
+            if not servers:
+                servers.append(_Server("bare", workdir, body_file=workdir / "stats.json"))
+            return servers[0]
+
         try:
-            results["bare/stats"] = _wrk(bare.url + "/api/dashboard/stats", seconds, workdir)
+            for backend in _backends():
+                dashboards[backend] = _measure_backend(backend, args, progress, workdir,
+                                                       results, seconds, rate, yardstick)
+            if not servers:
+                raise RuntimeError("no backend could be measured")
+            bare_runs = [d["bare"] for d in dashboards.values() if d is not None]
+            results["bare/stats"] = _median_run(bare_runs)
             progress.step("bare starlette at saturation")
             results[f"bare/stats@{rate}rps"] = _paced(
-                bare.url + "/api/dashboard/stats", rate, seconds
+                servers[0].url + "/api/dashboard/stats", rate, seconds
             )
             progress.step(f"bare starlette at {rate} req/s")
         finally:
-            bare.close()
+            for server in servers:
+                server.close()
         for backend, dashboard in dashboards.items():
             if dashboard is not None:
                 results[f"{backend}/stats_vs_bare"] = {
-                    "ratio": round(dashboard["ops_per_s"] / results["bare/stats"]["ops_per_s"],
-                                   3),
+                    "ratio": round(dashboard["ops_per_s"] / dashboard["bare"]["ops_per_s"], 3),
                     "target": 0.5,
+                    "rounds": dashboard["rounds"],
                 }
     results["settings"] = {
         "seconds_per_measurement": seconds,
@@ -470,8 +545,11 @@ def _serve(ns: argparse.Namespace) -> None:
             **overrides,
         )
         app = create_app(settings)
-    uvicorn.run(app, host="127.0.0.1", port=ns.port, workers=1, loop="uvloop",
-                http="httptools", access_log=False, log_level="warning", log_config=None)
+    from fogcore.api.commands import SERVER_OPTIONS
+
+    # Both apps exactly as `fogcore serve` runs the API.
+    uvicorn.run(app, host="127.0.0.1", port=ns.port, loop="uvloop", log_level="warning",
+                **SERVER_OPTIONS)
 
 
 def _main(argv: list[str] | None = None) -> None:

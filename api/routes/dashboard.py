@@ -1,5 +1,6 @@
 """Dashboard aggregates: what exists, from the store and the running services."""
 
+import functools
 import time
 
 import orjson
@@ -10,11 +11,32 @@ from starlette.routing import Route
 from fogcore.mixnet.descriptor import LAYERS
 from fogcore.store import BENCH_STATUSES
 
-from ..context import context, require_role
+from ..context import ApiContext, context, require_role
 from ..models import DashboardStats
 from ..openapi import operation
 
 __all__ = ["ROUTES"]
+
+
+async def _compute(ctx: ApiContext) -> bytes:
+    store = ctx.require_store()
+    per_layer = await store.directory.count()
+    runs = await store.bench.count()
+    users = await store.users.count()
+    audit_entries = await store.audit.count()
+    now = time.time()
+    by_layer = {name: per_layer.get(number, 0) for number, name in LAYERS.items()}
+    return orjson.dumps(
+        {
+            "nodes": {"total": sum(per_layer.values()), "by_layer": by_layer},
+            "bench_runs": {status: runs.get(status, 0) for status in BENCH_STATUSES},
+            "users": users,
+            "audit_entries": audit_entries,
+            "database": store.backend,
+            "uptime_s": round(now - ctx.started_at, 3),
+            "generated_at": now,
+        }
+    )
 
 
 @operation(summary="Aggregates for the dashboard (refreshed at most once per cache period)",
@@ -22,28 +44,9 @@ __all__ = ["ROUTES"]
 async def stats(request: Request) -> Response:
     await require_role(request, "viewer")
     ctx = context(request)
-    store = ctx.require_store()
-
-    async def compute() -> bytes:
-        per_layer = await store.directory.count()
-        runs = await store.bench.count()
-        users = await store.users.count()
-        audit_entries = await store.audit.count()
-        now = time.time()
-        by_layer = {name: per_layer.get(number, 0) for number, name in LAYERS.items()}
-        return orjson.dumps(
-            {
-                "nodes": {"total": sum(per_layer.values()), "by_layer": by_layer},
-                "bench_runs": {status: runs.get(status, 0) for status in BENCH_STATUSES},
-                "users": users,
-                "audit_entries": audit_entries,
-                "database": store.backend,
-                "uptime_s": round(now - ctx.started_at, 3),
-                "generated_at": now,
-            }
-        )
-
-    body = await ctx.read_cache.get("dashboard", compute)
+    body = ctx.read_cache.cached("dashboard")
+    if body is None:
+        body = await ctx.read_cache.get("dashboard", functools.partial(_compute, ctx))
     return Response(body, media_type="application/json")
 
 

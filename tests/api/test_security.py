@@ -20,10 +20,16 @@ def test_security_headers_everywhere(api):
         for path in ("/health", "/api/directory/nodes", "/nope", "/boom", "/api/auth/me"):
             r = await a.client.get(path)
             csp = r.headers["content-security-policy"]
-            assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp, path
+            # API answers are data: a CSP that allows nothing; documents: same-origin only.
+            default = "'none'" if path.startswith("/api/") else "'self'"
+            assert "frame-ancestors 'none'" in csp and f"default-src {default}" in csp, path
             assert r.headers["x-content-type-options"] == "nosniff"
             assert r.headers["x-frame-options"] == "DENY"
+            assert r.headers["cross-origin-resource-policy"] == "same-origin"
             assert len(r.headers["x-request-id"]) == 16
+        r = await a.client.get("/health")
+        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["cross-origin-opener-policy"] == "same-origin"
         r = await a.client.get("/api/directory/nodes")
         assert r.headers["cache-control"] == "no-store"
         assert "strict-transport-security" not in r.headers
