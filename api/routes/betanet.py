@@ -95,13 +95,17 @@ class VrfEntry(Struct, kw_only=True):
     epoch: int
     proof: str
     beta: str
+    published_at: float
 
 
 class NodeDetail(NodeStatus, kw_only=True):
-    """A node with a few minutes of history and its latest published VRF proofs."""
+    """A node with a few minutes of history, its latest published VRF proofs and the delay
+    parameters (µs) its delays are drawn with: what an audit of one of its delays needs."""
 
     history: list[HistoryPoint]
     vrf: list[VrfEntry]
+    delay_mean_us: Annotated[int, Meta(ge=0)]
+    delay_max_us: Annotated[int, Meta(ge=0)]
 
 
 class DeployRequest(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -141,8 +145,8 @@ async def node_detail(request: Request) -> Response:
     if view is None:
         raise ApiError(404, "not_found", "no such node in the running testnet")
     proofs = await context(request).require_store().vrf.list(node_id, limit=30)
-    view["vrf"] = [{"epoch": p.epoch, "proof": p.proof.hex(), "beta": p.beta.hex()}
-                   for p in proofs]
+    view["vrf"] = [{"epoch": p.epoch, "proof": p.proof.hex(), "beta": p.beta.hex(),
+                    "published_at": p.published_at} for p in proofs]
     return JSONResponse(view)
 
 

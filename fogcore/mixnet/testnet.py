@@ -113,6 +113,9 @@ class NodeHandle:
     series: NodeSeries = field(default_factory=NodeSeries)
     reader: asyncio.Task | None = None
     stopping: bool = False
+    #: The node's delay parameters in µs, as the node derives them from its config.
+    delay_mean_us: int = 0
+    delay_max_us: int = 0
 
     @property
     def address(self) -> str:
@@ -376,6 +379,8 @@ class Testnet:
             "backoff_max_s": 1.0,
             **opts.node_settings,
         }
+        handle.delay_mean_us = int(float(settings["mean_delay_ms"]) * 1000)
+        handle.delay_max_us = int(float(settings["max_delay_ms"]) * 1000)
         config = workdir / "node.toml"
         config.write_text("[node]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in settings.items()))
         env = dict(os.environ, FOGCORE_NODE_DIRECTORY_KEY=self._api_key)
@@ -521,11 +526,12 @@ class Testnet:
                 "totals": totals}
 
     def node_view(self, node_id: str) -> dict | None:
-        """One node object plus its `history` (the API adds `vrf`)."""
+        """One node object plus its `history` and delay parameters (the API adds `vrf`)."""
         handle = self.nodes.get(node_id)
         if handle is None or handle not in self._live():
             return None
-        return {**handle.view(), "history": list(handle.series.history)}
+        return {**handle.view(), "history": list(handle.series.history),
+                "delay_mean_us": handle.delay_mean_us, "delay_max_us": handle.delay_max_us}
 
     async def deploy(self, layer: str, format: str) -> dict:
         """Start one more node of `layer` speaking `format`; its node object."""

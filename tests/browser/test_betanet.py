@@ -228,8 +228,12 @@ def test_node_page_charts_proofs_and_audit(browser, server):
     page.select_option("#audit-epoch", str(epoch))
     page.fill("#audit-tag", tag.hex())
     page.fill("#audit-delay", str(expected))
-    page.fill("#audit-mean", str(mean_us))
-    page.fill("#audit-max", str(max_us))
+    # The node's delay parameters come filled in from its details.
+    detail = server.call(f"/api/betanet/nodes/{node_id}")
+    assert (detail["delay_mean_us"], detail["delay_max_us"]) == (mean_us, max_us)
+    assert all(p["published_at"] > 0 for p in detail["vrf"])
+    assert page.input_value("#audit-mean") == str(mean_us)
+    assert page.input_value("#audit-max") == str(max_us)
     # Refreshes of the page keep the form, its input and the keyboard focus.
     page.focus("#audit-max")
     time.sleep(2.5)

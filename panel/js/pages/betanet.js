@@ -125,8 +125,7 @@ function auditForm(nodeId) {
   h("h3", { id: "audit-title" }, "Audit a delay"),
   h("p", { class: "muted" }, "Check the delay this node gave one of your packets against its " +
     "published VRF proof for the epoch. The tag is the packet's 32-byte replay tag at this " +
-    "hop; the mean and maximum are the node's delay settings (fogcore up: mean 10 ms, " +
-    "maximum 500 ms)."),
+    "hop; the mean and maximum are the node's delay settings, filled in from the node."),
   h("div", { class: "field" }, h("label", { for: "audit-epoch" }, "Epoch"), epoch, help),
   input("audit-tag", "Replay tag (64 hex digits)", { pattern: "[0-9a-fA-F]{64}",
     autocomplete: "off", spellcheck: "false", "aria-describedby": "audit-tag-help" }),
@@ -135,7 +134,16 @@ function auditForm(nodeId) {
   input("audit-mean", "Mean delay (µs)", { type: "number", min: 1, step: 1 }),
   input("audit-max", "Maximum delay (µs)", { type: "number", min: 1, step: 1 }),
   error, result, submit);
-  return { form, setProofs };
+
+  // The node's delay parameters, filled in once: the reader may change them afterwards.
+  let parametersSet = false;
+  function setParameters(meanUs, maxUs) {
+    if (parametersSet || !(meanUs > 0 && maxUs > 0)) return;
+    parametersSet = true;
+    form.elements["audit-mean"].value = String(meanUs);
+    form.elements["audit-max"].value = String(maxUs);
+  }
+  return { form, setProofs, setParameters };
 }
 
 /** The selected node's section: heading, figures, charts, proofs and the audit form. */
@@ -165,6 +173,7 @@ function nodeDetail(section, nodeId) {
       `; ${num(node.connections, 0)} connections.`);
     for (const [key, , , digits] of NODE_STATS) values.get(key).textContent = num(node[key], digits);
     replaceKeeping(charts, historyCharts(node));
+    audit.setParameters(node.delay_mean_us, node.delay_max_us);
     const list = node.vrf || [];
     const key = list.map((p) => p.epoch).join(",");
     if (key !== proofKey) {
@@ -174,6 +183,7 @@ function nodeDetail(section, nodeId) {
           { label: "Epoch", value: (p) => String(p.epoch), num: true },
           { label: "Output (beta)", value: (p) => h("code", { title: p.beta }, `${p.beta.slice(0, 24)}…`) },
           { label: "Proof", value: (p) => h("code", { title: p.proof }, `${p.proof.slice(0, 24)}…`) },
+          { label: "Published", value: (p) => when(p.published_at) },
         ], list)
         : h("p", { class: "empty" }, "No proofs published yet: the node publishes one after " +
           "each delay epoch ends, a few seconds from now."));
