@@ -10,7 +10,7 @@ import time
 
 import nacl.bindings as nb
 
-from fogcore.bench.harness import time_per_op
+from fogcore.bench.harness import time_interleaved
 
 __all__ = ["run", "steps"]
 
@@ -25,8 +25,8 @@ _RESULTS = [
 
 
 def steps(args) -> int:
-    """How many progress steps `run` reports."""
-    return len(_RESULTS)
+    """How many progress steps `run` reports: setting up, then one per round."""
+    return 1 + _timing(args)["repeats"]
 
 
 class _NeverSeen:
@@ -93,19 +93,16 @@ def run(args, progress) -> dict:
     from fogcore.replay import ReplayFilter
 
     timing = _timing(args)
-    results: dict[str, dict] = {}
+    # Every case is set up first, then all are timed in interleaved rounds, so that the
+    # ratios the targets are about (a hop against X25519, against sphinxmix, two threads
+    # against one) compare figures taken over the same stretch of time.
+    cases: dict[str, object] = {}
+    batch_sizes: dict[str, int] = {}
 
     def measure(name, fn, packets=None):
-        figures = time_per_op(fn, **timing)
+        cases[name] = fn
         if packets:
-            figures = _per_packet(figures, packets)
-        else:
-            figures["cpu_us"] = _cpu_per_op(fn, figures["calls_per_round"])
-        results[name] = figures
-        progress.step(name)
-
-    def skip(name):
-        progress.step(f"{name} (skipped)")
+            batch_sizes[name] = packets
 
     backend = compiled("_batch") or _ref
     nodes = [NodeKeys.generate() for _ in range(HOPS)]
@@ -148,11 +145,7 @@ def run(args, progress) -> dict:
 
     measure("replay.check", check)
 
-    if backend is _ref:
-        for name in ("sphinx.batch.threads1", "sphinx.batch.threads2", "kem.batch.threads1",
-                     "kem.batch.threads2"):
-            skip(name)  # the reference has no worker threads
-    else:
+    if backend is not _ref:  # the reference has no worker threads
         batch = BATCH // 4 if getattr(args, "quick", False) else BATCH
         for fmt, name in ((1, "sphinx"), (2, "kem")):
             frames = [backend.build_packet(fmt, route, 2, mailbox, b"", message,
@@ -162,10 +155,21 @@ def run(args, progress) -> dict:
                         _batch_case(backend, ReplayFilter, nodes[0], frames, threads),
                         packets=batch)
 
-    cases = peers.sphinxmix_cases()
-    for name in ("sphinxmix.process", "sphinxmix.create5"):
-        if cases is None:
-            skip(name)
+    peer_cases = peers.sphinxmix_cases()  # None without the `peers` extra
+    for name, fn in (peer_cases or {}).items():
+        measure(name, fn)
+    progress.step(f"set up {len(cases)} cases")
+    timed = time_interleaved(
+        cases, **timing,
+        on_round=lambda r: progress.step(f"round {r + 1} of {timing['repeats']}"))
+    results: dict[str, dict] = {}
+    for name in _RESULTS:  # in the documented order
+        if name not in timed:
+            continue  # not measurable here (no threads in the reference, no peers)
+        figures = timed[name]
+        if name in batch_sizes:
+            figures = _per_packet(figures, batch_sizes[name])
         else:
-            measure(name, cases[name])
+            figures["cpu_us"] = _cpu_per_op(cases[name], figures["calls_per_round"])
+        results[name] = figures
     return results

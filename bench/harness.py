@@ -17,7 +17,7 @@ import psutil
 
 import fogcore
 
-__all__ = ["Progress", "machine_info", "time_per_op", "write_result"]
+__all__ = ["Progress", "machine_info", "time_interleaved", "time_per_op", "write_result"]
 
 
 def machine_info() -> dict:
@@ -51,11 +51,10 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def time_per_op(fn: Callable[[], object], *, min_time: float = 0.2, repeats: int = 7) -> dict:
-    """Median time of one call of `fn` over `repeats` rounds, each long enough (at least
-    `min_time` seconds) that timer resolution does not matter."""
+def _calibrate(fn: Callable[[], object], min_time: float) -> int:
+    """Calls of `fn` that take about `min_time` seconds."""
     number = 1
-    while True:  # calibrate: grow the inner loop until one round takes min_time / 4
+    while True:  # grow the inner loop until one round takes min_time / 4
         t0 = time.perf_counter()
         for _ in range(number):
             fn()
@@ -63,21 +62,44 @@ def time_per_op(fn: Callable[[], object], *, min_time: float = 0.2, repeats: int
         if elapsed >= min_time / 4:
             break
         number *= 2
-    number = max(1, int(number * (min_time / max(elapsed, 1e-9))))
-    rounds = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        rounds.append((time.perf_counter() - t0) / number)
-    median = statistics.median(rounds)
-    return {
-        "median_us": round(median * 1e6, 3),
-        "ops_per_s": round(1.0 / median, 1),
-        "min_us": round(min(rounds) * 1e6, 3),
-        "rounds": repeats,
-        "calls_per_round": number,
-    }
+    return max(1, int(number * (min_time / max(elapsed, 1e-9))))
+
+
+def time_interleaved(cases: dict[str, Callable[[], object]], *, min_time: float = 0.2,
+                     repeats: int = 7, on_round: Callable[[int], None] | None = None
+                     ) -> dict[str, dict]:
+    """Median time of one call of each case over `repeats` rounds, each long enough (at
+    least `min_time` seconds) that timer resolution does not matter. Round r of every case
+    runs before round r + 1 of any: a slow spell of a shared machine then lands on all
+    cases alike instead of on one, so ratios between cases stay fair. `on_round(r)` is
+    called after each round."""
+    numbers = {name: _calibrate(fn, min_time) for name, fn in cases.items()}
+    rounds: dict[str, list[float]] = {name: [] for name in cases}
+    for r in range(repeats):
+        for name, fn in cases.items():
+            number = numbers[name]
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            rounds[name].append((time.perf_counter() - t0) / number)
+        if on_round is not None:
+            on_round(r)
+    out = {}
+    for name, times in rounds.items():
+        median = statistics.median(times)
+        out[name] = {
+            "median_us": round(median * 1e6, 3),
+            "ops_per_s": round(1.0 / median, 1),
+            "min_us": round(min(times) * 1e6, 3),
+            "rounds": repeats,
+            "calls_per_round": numbers[name],
+        }
+    return out
+
+
+def time_per_op(fn: Callable[[], object], *, min_time: float = 0.2, repeats: int = 7) -> dict:
+    """Median time of one call of `fn` (`time_interleaved` of one case)."""
+    return time_interleaved({"op": fn}, min_time=min_time, repeats=repeats)["op"]
 
 
 class Progress:

@@ -15,7 +15,8 @@ from cpython.buffer cimport (
     PyBuffer_Release,
     PyObject_GetBuffer,
 )
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.object cimport PyObject_GenericSetAttr
 from libc.stdint cimport uint32_t
 from libc.string cimport memcpy, memset
 
@@ -213,16 +214,26 @@ cdef int _python_replay(void *state, const unsigned char *tag) noexcept nogil:
         return _python_replay_gil(<_PythonReplay>state, tag)
 
 
+cdef int _copy_key(unsigned char *dst, key) except -1:
+    # bytes (what NodeKeys holds) directly; any other buffer through a memoryview, whose
+    # set-up costs more than the copy (this runs once per single-packet call).
+    cdef const unsigned char[::1] view
+    if type(key) is bytes and PyBytes_GET_SIZE(key) == 32:
+        memcpy(dst, PyBytes_AS_STRING(key), 32)
+        return 0
+    view = key
+    if view.shape[0] != 32:
+        raise ValueError("routing secret and public key are 32 bytes each")
+    memcpy(dst, &view[0], 32)
+    return 0
+
+
 cdef object _setup(NodeCtx *ctx, keys, replay_filter, vrf_output, mean_us, max_us):
     """Fill `ctx` from a NodeKeys-like object and a filter; returns what must stay alive."""
-    cdef const unsigned char[::1] secret = keys.routing_secret
-    cdef const unsigned char[::1] public = keys.routing_public
     cdef const unsigned char[::1] beta
     cdef _PythonReplay state = None
-    if secret.shape[0] != 32 or public.shape[0] != 32:
-        raise ValueError("routing secret and public key are 32 bytes each")
-    memcpy(ctx.secret, &secret[0], 32)
-    memcpy(ctx.public, &public[0], 32)
+    _copy_key(ctx.secret, keys.routing_secret)
+    _copy_key(ctx.public, keys.routing_public)
     if isinstance(replay_filter, ReplayFilter):
         ctx.replay = _compiled_replay
         ctx.replay_ctx = <void *>replay_filter
@@ -246,18 +257,39 @@ cdef object _setup(NodeCtx *ctx, keys, replay_filter, vrf_output, mean_us, max_u
 
 # ---- Python API: the reference's functions (fogcore.packet._ref) ----------------------------
 
-cdef object _outcome_type = None
+cdef object _Outcome = None
+cdef object _KINDS = None
+cdef tuple _REASONS = None
+
+
+cdef object _new_outcome(kind, reason, unsigned char fmt, unsigned char flags, address,
+                         surb_id, tag, packet, payload):
+    # `Outcome` is a frozen dataclass with slots: its __init__ sets each of its ten fields
+    # through object.__setattr__ (about 2.7 µs, a twentieth of a hop). The generic setter
+    # fills the same slots directly, bypassing only the frozen class's refusal.
+    obj = _Outcome.__new__(_Outcome)
+    PyObject_GenericSetAttr(obj, "kind", kind)
+    PyObject_GenericSetAttr(obj, "reason", reason)
+    PyObject_GenericSetAttr(obj, "fmt", fmt)
+    PyObject_GenericSetAttr(obj, "flags", flags)
+    PyObject_GenericSetAttr(obj, "address", address)
+    PyObject_GenericSetAttr(obj, "surb_id", surb_id)
+    PyObject_GenericSetAttr(obj, "tag", tag)
+    PyObject_GenericSetAttr(obj, "packet", packet)
+    PyObject_GenericSetAttr(obj, "payload", payload)
+    PyObject_GenericSetAttr(obj, "delay_us", 0)
+    return obj
 
 
 cdef object _outcome(const unsigned char *record, const unsigned char *slot):
     # The single-packet API returns the format's public result type. It is a plain data
     # class with no dependency on the rest of fogcore, imported once on first use.
-    global _outcome_type
-    if _outcome_type is None:
+    global _Outcome, _KINDS, _REASONS
+    if _Outcome is None:
         from fogcore.packet import outcome as _outcome_module
-        _outcome_type = _outcome_module
-    Outcome = _outcome_type.Outcome
-    Kind = _outcome_type.Kind
+        _KINDS = {int(k): k for k in _outcome_module.Kind}
+        _REASONS = tuple(sorted(_outcome_module.Reason, key=int))
+        _Outcome = _outcome_module.Outcome
     cdef unsigned char kind = record[0]
     cdef unsigned char fmt = record[3]
     cdef unsigned int length = record[4] | (record[5] << 8)
@@ -265,18 +297,17 @@ cdef object _outcome(const unsigned char *record, const unsigned char *slot):
     tag = PyBytes_FromStringAndSize(<const char *>record + 64, 32)
     if kind == KIND_REJECT:
         # the tag is known once the MAC verified: REPLAY, BAD_COMMAND, BAD_PAYLOAD
-        return Outcome.reject(record[1], fmt, tag if record[1] >= REPLAY else None)
+        return _new_outcome(_KINDS[KIND_REJECT], _REASONS[record[1]], fmt, 0, None, None,
+                            tag if record[1] >= REPLAY else None, None, None)
+    reason = _REASONS[0]
     address = PyBytes_FromStringAndSize(<const char *>record + 16, 32)
     data = PyBytes_FromStringAndSize(<const char *>slot + offset, length)
     if kind == KIND_FORWARD:
-        return Outcome(Kind.FORWARD, fmt=fmt, flags=record[2], address=address, tag=tag,
-                       packet=data)
+        return _new_outcome(_KINDS[kind], reason, fmt, record[2], address, None, tag, data, None)
     if kind == KIND_DELIVER:
-        return Outcome(Kind.DELIVER, fmt=fmt, flags=record[2], address=address, tag=tag,
-                       payload=data)
-    return Outcome(Kind.REPLY, fmt=fmt, flags=record[2], address=address,
-                   surb_id=PyBytes_FromStringAndSize(<const char *>record + 48, 16), tag=tag,
-                   payload=data)
+        return _new_outcome(_KINDS[kind], reason, fmt, record[2], address, None, tag, None, data)
+    return _new_outcome(_KINDS[kind], reason, fmt, record[2], address,
+                        PyBytes_FromStringAndSize(<const char *>record + 48, 16), tag, None, data)
 
 
 def process_packet(keys, packet, replay_filter):
