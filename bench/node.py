@@ -548,10 +548,18 @@ def run(args, progress) -> dict:
                         "rejects": lat["rejects"], "seconds": round(lat_s, 2),
                         "rate_per_s": lat["offered_per_s"], "ops_per_s": lat["ops_per_s"]}
         progress.step("latency at 50 % of peak")
-        soak = bench.paced(fmt, 0.8 * peak, plan["soak_s"], workers=best,
-                           samples=(plan["soak_first_s"],))
-        first = soak["rss"].get(f"at_{plan['soak_first_s']:g}s_mb", soak["rss"]["start_mb"])
+        # RSS read at the first reading and every such interval after it, so that a
+        # slow climb can be told from a one-off step.
+        step = plan["soak_first_s"]
+        times = [step * k for k in range(1, int(plan["soak_s"] // step) + 1)
+                 if step * k < plan["soak_s"]]
+        soak = bench.paced(fmt, 0.8 * peak, plan["soak_s"], workers=best, samples=times)
+        first = soak["rss"].get(f"at_{step:g}s_mb", soak["rss"]["start_mb"])
+        readings = {f"{t:g}": soak["rss"][f"at_{t:g}s_mb"] for t in times
+                    if f"at_{t:g}s_mb" in soak["rss"]}
+        readings[f"{plan['soak_s']:g}"] = soak["rss"]["end_mb"]
         r["rss"] = {"start_mb": first, "end_mb": soak["rss"]["end_mb"],
+                    "readings_mb": readings,
                     "idle_mb": soak["rss"]["start_mb"], "first_reading_s": plan["soak_first_s"],
                     "soak_s": plan["soak_s"], "rate_per_s": soak["offered_per_s"],
                     "ops_per_s": soak["ops_per_s"], "format": fmt, "workers": best,

@@ -55,6 +55,10 @@ def test_bench_node_quick_writes_every_name(tmp_path):
         assert results[name]["ops_per_s"] > 0, name
     assert results["latency"]["p99_ms"] >= results["latency"]["p50_ms"] > 0
     assert results["rss"]["end_mb"] > 0 and results["rss"]["start_mb"] > 0
+    # Readings through the soak, the last one at its end.
+    readings = results["rss"]["readings_mb"]
+    assert len(readings) >= 2 and all(mb > 0 for mb in readings.values())
+    assert readings[max(readings, key=float)] == results["rss"]["end_mb"]
     assert {"delay.10", "delay.100", "delay.1000"} <= set(results)
     assert {"peers.1", "peers.10", "peers.100", "peers.1000"} <= set(results)
     assert results["loadgen.ceiling"]["ops_per_s"] > results["e2e.kem.workers1"]["ops_per_s"]
