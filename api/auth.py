@@ -89,6 +89,13 @@ def check_password_policy(password: str) -> str | None:
     return None
 
 
+def _bearer_token(value: str) -> str | None:
+    """The token of a `Bearer <token>` header value; None when the value is malformed."""
+    scheme, _, token = value.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def token_hash(token: str) -> bytes:
     """What the store keeps of a session token or API key."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
@@ -140,9 +147,8 @@ class Authenticator:
         Raises a 401 `ApiError` for a header that is present but not valid."""
         if value is None:
             return None
-        scheme, _, token = value.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = _bearer_token(value)
+        if token is None:
             raise unauthorized("use Authorization: Bearer <token>")
         principal = await self.resolve(token)
         if principal is None:
@@ -152,14 +158,20 @@ class Authenticator:
     def cached(self, value: str) -> Principal | None:
         """The principal of an `Authorization` header value when its token is in the cache
         and fresh, else None: the hot path of `authenticate` without a coroutine."""
-        if value[:7].lower() != "bearer ":
+        token = _bearer_token(value)
+        if token is None or len(token) > 200 or not token.isascii():
             return None
-        token = value[7:].strip()
-        if not token or len(token) > 200 or not token.isascii():
+        return self._fresh(token_hash(token), time.time())
+
+    def _fresh(self, digest: bytes, now: float) -> Principal | None:
+        """The cached principal of a token digest while fresh; an expired entry is dropped."""
+        cached = self._cache.get(digest)
+        if cached is None:
             return None
-        hit = self._cache.get(token_hash(token))
-        if hit is not None and time.time() < hit[1]:
-            return hit[0]
+        principal, until = cached
+        if now < until:
+            return principal
+        del self._cache[digest]
         return None
 
     async def resolve(self, token: str) -> Principal | None:
@@ -168,12 +180,9 @@ class Authenticator:
             return None
         digest = token_hash(token)
         now = time.time()
-        cached = self._cache.get(digest)
-        if cached is not None:
-            principal, until = cached
-            if now < until:
-                return principal
-            del self._cache[digest]
+        principal = self._fresh(digest, now)
+        if principal is not None:
+            return principal
         principal = await self._lookup(token, digest, now)
         if principal is not None and self.cache_ttl > 0:
             if len(self._cache) >= self.max_entries:

@@ -60,13 +60,15 @@ async def principal_of(request: Request) -> Principal | None:
         if name == b"authorization":
             value = raw.decode("latin-1")
             break
-    principal = None if value is None else ctx.auth.cached(value)
-    if principal is None and value is not None:
-        try:
-            principal = await ctx.auth.authenticate(value)
-        except Exception:
-            ctx.metrics.auth_failures.inc()
-            raise
+    principal = None
+    if value is not None:
+        principal = ctx.auth.cached(value)
+        if principal is None:
+            try:
+                principal = await ctx.auth.authenticate(value)
+            except Exception:
+                ctx.metrics.auth_failures.inc()
+                raise
     scope["fog.principal"] = principal
     if principal is not None:
         scope["fog.actor"] = principal.username
