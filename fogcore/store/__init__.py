@@ -27,7 +27,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from .base import (
     BENCH_STATUSES,
     BENCH_TERMINAL,
+    LISTED_NODE_STATES,
     NODE_FORMATS,
+    NODE_STATES,
     ROLES,
     ApiKey,
     ApiKeyGrant,
@@ -62,6 +64,8 @@ __all__ = [
     "default_data_dir",
     "ROLES",
     "BENCH_STATUSES",
+    "LISTED_NODE_STATES",
+    "NODE_STATES",
     "BENCH_TERMINAL",
     "NODE_FORMATS",
     "StoreError",

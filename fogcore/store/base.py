@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import builtins
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -25,6 +26,8 @@ from typing import Any, Final
 __all__ = [
     "ROLES",
     "BENCH_STATUSES",
+    "NODE_STATES",
+    "LISTED_NODE_STATES",
     "BENCH_TERMINAL",
     "NODE_FORMATS",
     "StoreError",
@@ -57,6 +60,10 @@ __all__ = [
 ROLES: Final = ("admin", "operator", "viewer")
 #: Life cycle of a benchmark run: queued -> running -> done | failed | stopped.
 BENCH_STATUSES: Final = ("queued", "running", "done", "failed", "stopped")
+#: reachability states of a directory node (docs/directory.md §5)
+NODE_STATES: Final = ("unknown", "up", "unreachable", "draining")
+#: the states a default directory listing shows (clients build routes from it)
+LISTED_NODE_STATES: Final = ("unknown", "up")
 #: Statuses a run never leaves.
 BENCH_TERMINAL: Final = frozenset({"done", "failed", "stopped"})
 #: Packet formats a node may announce.
@@ -170,7 +177,12 @@ class NodeDescriptor:
     `descriptor` is the exact signed byte string, `signature` the Ed25519 signature over it
     by `identity_key`; `info` is the decoded descriptor for listings. `published_at` is the
     node's own time in the descriptor, `refreshed_at` when the directory last accepted it,
-    `expires_at` when it stops being listed."""
+    `expires_at` when it stops being listed.
+
+    `state` (one of `NODE_STATES`) is the node's reachability as the directory last learnt
+    it, `state_since` when it changed; `last_ack_at` the directory's time of the last valid
+    probe acknowledgement recorded with a change; `leave_at` the node's own time in its
+    latest accepted leave announcement (None: none)."""
 
     node_id: str
     identity_key: bytes
@@ -184,6 +196,10 @@ class NodeDescriptor:
     published_at: float
     refreshed_at: float
     expires_at: float
+    state: str = "unknown"
+    state_since: float = 0.0
+    last_ack_at: float | None = None
+    leave_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,11 +398,13 @@ class DirectoryRepository(abc.ABC):
         layer: int | None = None,
         format: str | None = None,
         include_expired: bool = False,
+        states: Sequence[str] | None = None,
         now: float | None = None,
         limit: int = 1000,
         offset: int = 0,
     ) -> builtins.list[NodeDescriptor]:
-        """Descriptors ordered by (layer, node_id), filtered by layer and format."""
+        """Descriptors ordered by (layer, node_id), filtered by layer, format and (when
+        `states` is given) state."""
 
     @abc.abstractmethod
     async def count(
@@ -401,6 +419,24 @@ class DirectoryRepository(abc.ABC):
     @abc.abstractmethod
     async def delete_expired(self, now: float | None = None) -> int:
         """Remove nodes whose descriptor expired before `now`; returns how many."""
+
+    @abc.abstractmethod
+    async def set_state(
+        self, node_id: str, state: str, *, ack_at: float | None = None,
+        now: float | None = None,
+    ) -> NodeDescriptor | None:
+        """Record a state the prober observed (`up`, `unreachable` or `draining`) with
+        `state_since = now` and, when given, `last_ack_at = ack_at`. Nothing changes (None
+        is returned) when the node is absent, already in `state`, or leaving by a signed
+        announcement (only a newer descriptor ends that). `ConstraintViolation` for an
+        unknown state."""
+
+    @abc.abstractmethod
+    async def leave(self, node_id: str, at: float, now: float | None = None) -> NodeDescriptor:
+        """Mark the node `draining` after its signed leave announcement of time `at`
+        (checked by the caller). Idempotent: an announcement repeated, or an older one while
+        draining, changes nothing. `NotFound` if absent; `Conflict` when `at` is older than
+        the stored descriptor's `published_at` (a newer registration superseded it)."""
 
 
 class VrfRepository(abc.ABC):

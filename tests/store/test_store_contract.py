@@ -302,6 +302,81 @@ def test_directory_constraints(with_store):
     with_store(body)
 
 
+def test_directory_states(with_store):
+    async def body(store):
+        node = await make_node(store)
+        assert (node.state, node.state_since, node.last_ack_at, node.leave_at) == (
+            "unknown", NOW, None, None)
+        up = await store.directory.set_state("node-a", "up", ack_at=NOW + 1, now=NOW + 1)
+        assert (up.state, up.state_since, up.last_ack_at) == ("up", NOW + 1, NOW + 1)
+        # The same state again changes nothing, not even the time.
+        assert await store.directory.set_state("node-a", "up", now=NOW + 2) is None
+        gone = await store.directory.set_state("node-a", "unreachable", now=NOW + 7)
+        assert (gone.state, gone.state_since, gone.last_ack_at) == ("unreachable", NOW + 7,
+                                                                    NOW + 1)
+        assert await store.directory.set_state("nope", "up") is None
+        with pytest.raises(ConstraintViolation):
+            await store.directory.set_state("node-a", "sleepy")
+        with pytest.raises(ConstraintViolation):
+            await store.directory.set_state("node-a", "unknown")
+        # A refresh of the same descriptor keeps the observed state.
+        assert (await make_node(store, now=NOW + 8)).state == "unreachable"
+
+    with_store(body)
+
+
+def test_directory_leave(with_store):
+    async def body(store):
+        await make_node(store)
+        await store.directory.set_state("node-a", "up", now=NOW + 1)
+        left = await store.directory.leave("node-a", NOW + 10, now=NOW + 11)
+        assert (left.state, left.state_since, left.leave_at) == ("draining", NOW + 11, NOW + 10)
+        again = await store.directory.leave("node-a", NOW + 10, now=NOW + 20)  # idempotent
+        assert (again.state, again.state_since, again.leave_at) == ("draining", NOW + 11,
+                                                                    NOW + 10)
+        # Probes do not override a signed leave.
+        assert await store.directory.set_state("node-a", "up", now=NOW + 21) is None
+        assert await store.directory.set_state("node-a", "unreachable", now=NOW + 22) is None
+        with pytest.raises(NotFound):
+            await store.directory.leave("nope", NOW)
+        # A refresh not newer than the leave keeps it; a newer descriptor clears it.
+        assert (await make_node(store, published=NOW + 10, now=NOW + 30)).state == "draining"
+        back = await make_node(store, published=NOW + 40, now=NOW + 41)
+        assert (back.state, back.state_since, back.leave_at) == ("unknown", NOW + 41, None)
+        # A leave older than the stored descriptor was superseded by it.
+        with pytest.raises(Conflict) as info:
+            await store.directory.leave("node-a", NOW + 39, now=NOW + 42)
+        assert info.value.target == "node_descriptors.leave_at"
+        assert (await store.directory.get("node-a")).state == "unknown"
+        assert (await store.directory.set_state("node-a", "up", now=NOW + 43)).state == "up"
+
+    with_store(body)
+
+
+def test_directory_listing_by_state(with_store):
+    async def body(store):
+        for name in ("a", "b", "c", "d"):
+            await make_node(store, name)
+        await store.directory.set_state("b", "up", now=NOW)
+        await store.directory.set_state("c", "unreachable", now=NOW)
+        await store.directory.leave("d", NOW, now=NOW)
+
+        async def ids(**kw):
+            return [n.node_id for n in await store.directory.list(now=NOW, **kw)]
+
+        assert await ids() == ["a", "b", "c", "d"]
+        assert await ids(states=("unknown", "up")) == ["a", "b"]
+        assert await ids(states=("draining",)) == ["d"]
+        assert await ids(states=["unreachable", "unreachable"]) == ["c"]
+        assert await ids(states=()) == []
+        with pytest.raises(ConstraintViolation):
+            await ids(states=("gone",))
+        assert [n.state for n in await store.directory.list(now=NOW)] == [
+            "unknown", "up", "unreachable", "draining"]
+
+    with_store(body)
+
+
 # --------------------------------------------------------------------------- VRF proofs
 
 

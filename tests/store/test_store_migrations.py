@@ -144,3 +144,36 @@ def test_failing_migration_changes_nothing(run, store_url, monkeypatch):
             await store.close()
 
     run(body())
+
+
+def test_node_state_migration_keeps_nodes(run, store_url, monkeypatch):
+    """0002 on a database holding nodes: each starts 'unknown' since its last refresh."""
+    shipped = load_migrations()
+    first = tuple(m for m in shipped if m.version == 1)
+
+    async def body():
+        monkeypatch.setattr(migrate_module, "load_migrations", lambda: first)
+        monkeypatch.setattr(migrate_module, "latest_version", lambda: 1)
+        store = await open_store(store_url)
+        try:
+            await store.db.execute(
+                "INSERT INTO node_descriptors (node_id, identity_key, routing_key, layer,"
+                " format, address, descriptor, signature, info, published_at, refreshed_at,"
+                " expires_at) VALUES ($1, $2, $3, 1, 'sphinx', '127.0.0.1:9000', $4, $5,"
+                " '{}', 100.0, 150.0, 9999999999.0)",
+                "node-a", b"\x01" * 32, b"\x02" * 32, b"d", b"\x03" * 64,
+            )
+        finally:
+            await store.close()
+        monkeypatch.undo()
+        store = await open_store(store_url)
+        try:
+            assert await store.schema_version() == latest_version() >= 2
+            node = await store.directory.get("node-a")
+            assert (node.state, node.state_since, node.last_ack_at, node.leave_at) == (
+                "unknown", 150.0, None, None)
+            assert (await store.directory.set_state("node-a", "up", now=200.0)).state == "up"
+        finally:
+            await store.close()
+
+    run(body())

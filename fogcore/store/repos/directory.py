@@ -6,8 +6,15 @@ import builtins
 from collections.abc import Sequence
 from typing import Any
 
-from ..base import Conflict, DirectoryRepository, NodeDescriptor, NotFound
-from ._common import SQLRepository, as_bytes, dump_json, load_json
+from ..base import (
+    NODE_STATES,
+    Conflict,
+    ConstraintViolation,
+    DirectoryRepository,
+    NodeDescriptor,
+    NotFound,
+)
+from ._common import SQLRepository, as_bytes, dump_json, load_json, opt_float
 
 __all__ = ["SQLDirectoryRepository"]
 
@@ -15,17 +22,48 @@ _FIELDS = (
     "node_id", "identity_key", "routing_key", "layer", "format", "address", "descriptor",
     "signature", "info", "published_at", "refreshed_at", "expires_at",
 )  # fmt: skip
-_COLUMNS = ", ".join(_FIELDS)
-_PARAMS = ", ".join(f"${i}" for i in range(1, len(_FIELDS) + 1))
+_STATE_FIELDS = ("state", "state_since", "last_ack_at", "leave_at")
+_COLUMNS = ", ".join(_FIELDS + _STATE_FIELDS)
+_INSERT_COLUMNS = ", ".join(_FIELDS) + ", state_since"
+_PARAMS = ", ".join(f"${i}" for i in range(1, len(_FIELDS) + 1)) + f", ${len(_FIELDS) - 1}"
 _UPDATES = ", ".join(f"{name} = excluded.{name}" for name in _FIELDS if name != "node_id")
+# A descriptor published after the node's leave announcement means it is back: its state
+# starts again from 'unknown' (the prober settles it) and the announcement is forgotten.
+_BACK = ("node_descriptors.leave_at IS NOT NULL"
+         " AND excluded.published_at > node_descriptors.leave_at")
+_CLEAR_LEAVE = (
+    f", state = CASE WHEN {_BACK} THEN 'unknown' ELSE node_descriptors.state END"
+    f", state_since = CASE WHEN {_BACK} THEN excluded.refreshed_at"
+    " ELSE node_descriptors.state_since END"
+    f", leave_at = CASE WHEN {_BACK} THEN NULL ELSE node_descriptors.leave_at END"
+)
 
 # Refresh only when the identity key is unchanged and the descriptor is not older than the
 # stored one; otherwise nothing is returned and the caller learns why below.
 _UPSERT = (
-    f"INSERT INTO node_descriptors ({_COLUMNS}) VALUES ({_PARAMS})"
-    f" ON CONFLICT (node_id) DO UPDATE SET {_UPDATES}"
+    f"INSERT INTO node_descriptors ({_INSERT_COLUMNS}) VALUES ({_PARAMS})"
+    f" ON CONFLICT (node_id) DO UPDATE SET {_UPDATES}{_CLEAR_LEAVE}"
     " WHERE node_descriptors.identity_key = excluded.identity_key"
     " AND node_descriptors.published_at <= excluded.published_at"
+    f" RETURNING {_COLUMNS}"
+)
+
+# The prober's observations never override a signed leave announcement.
+_SET_STATE = (
+    "UPDATE node_descriptors SET state = $2, state_since = $3,"
+    " last_ack_at = COALESCE($4, last_ack_at)"
+    " WHERE node_id = $1 AND state <> $2 AND leave_at IS NULL"
+    f" RETURNING {_COLUMNS}"
+)
+
+# Only an announcement not older than the descriptor counts; a repeated one keeps the
+# first `state_since` and the latest `leave_at`.
+_LEAVE = (
+    "UPDATE node_descriptors SET"
+    " state_since = CASE WHEN state = 'draining' THEN state_since ELSE $3 END,"
+    " state = 'draining',"
+    " leave_at = CASE WHEN leave_at IS NULL OR leave_at < $2 THEN $2 ELSE leave_at END"
+    " WHERE node_id = $1 AND published_at <= $2"
     f" RETURNING {_COLUMNS}"
 )
 
@@ -44,6 +82,10 @@ def _node(row: Sequence[Any]) -> NodeDescriptor:
         published_at=float(row[9]),
         refreshed_at=float(row[10]),
         expires_at=float(row[11]),
+        state=row[12],
+        state_since=float(row[13]),
+        last_ack_at=opt_float(row[14]),
+        leave_at=opt_float(row[15]),
     )
 
 
@@ -109,12 +151,19 @@ class SQLDirectoryRepository(SQLRepository, DirectoryRepository):
         layer: int | None = None,
         format: str | None = None,
         include_expired: bool = False,
+        states: Sequence[str] | None = None,
         now: float | None = None,
         limit: int = 1000,
         offset: int = 0,
     ) -> builtins.list[NodeDescriptor]:
         where: list[str] = []
         args: list[Any] = []
+        if states is not None:
+            marks = []
+            for state in dict.fromkeys(states):
+                args.append(_state(state))
+                marks.append(f"${len(args)}")
+            where.append(f"state IN ({', '.join(marks)})" if marks else "1 = 0")
         if layer is not None:
             args.append(int(layer))
             where.append(f"layer = ${len(args)}")
@@ -156,3 +205,28 @@ class SQLDirectoryRepository(SQLRepository, DirectoryRepository):
         return await self._db.execute(
             "DELETE FROM node_descriptors WHERE expires_at <= $1", self._now(now)
         )
+
+    async def set_state(
+        self, node_id: str, state: str, *, ack_at: float | None = None,
+        now: float | None = None,
+    ) -> NodeDescriptor | None:
+        if _state(state) == "unknown":
+            raise ConstraintViolation("the prober records up, unreachable or draining")
+        row = await self._db.fetchrow(
+            _SET_STATE, node_id, state, self._now(now),
+            None if ack_at is None else float(ack_at),
+        )
+        return None if row is None else _node(row)
+
+    async def leave(self, node_id: str, at: float, now: float | None = None) -> NodeDescriptor:
+        row = await self._db.fetchrow(_LEAVE, node_id, float(at), self._now(now))
+        if row is not None:
+            return _node(row)
+        await self.get(node_id)  # NotFound when absent
+        raise Conflict("a newer descriptor supersedes this leave", "node_descriptors.leave_at")
+
+
+def _state(state: str) -> str:
+    if state not in NODE_STATES:
+        raise ConstraintViolation("unknown node state")
+    return state
