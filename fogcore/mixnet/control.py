@@ -42,6 +42,7 @@ __all__ = [
     "decode_control",
     "encode_probe",
     "verify_control",
+    "verify_leave",
 ]
 
 FRAME_VERSION = 1
@@ -61,6 +62,8 @@ SIGNED_LENGTH = 52
 _HEADER = bytes((FRAME_VERSION, CONTROL_FORMAT)) + CONTROL_LENGTH.to_bytes(2, "big")
 _ZERO_ID = bytes(32)
 _ZERO_SIG = bytes(64)
+#: a leave announcement signs this prefix, the node id and its time (8 bytes, big-endian)
+LEAVE_DOMAIN = b"fogcore leave v1"
 
 
 class ControlError(ValueError):
@@ -119,6 +122,33 @@ class ControlSigner:
     def draining(self) -> bytes:
         """A DRAINING announcement with a fresh nonce."""
         return self.frame(DRAINING, STATE_DRAINING, os.urandom(NONCE_SIZE))
+
+    def leave(self, at: int) -> bytes:
+        """The 64-byte signature of a leave announcement at Unix time `at` (seconds), as
+        `POST /api/directory/nodes/{node_id}/leave` takes it (docs/directory.md)."""
+        return self._key.sign(_leave_message(self.node_id, at)).signature
+
+
+def _leave_message(node_id: bytes, at: int) -> bytes:
+    if not 0 <= at < 1 << 64:
+        raise ControlError("a leave time is an unsigned 64-bit number of seconds")
+    return LEAVE_DOMAIN + bytes(node_id) + int(at).to_bytes(8, "big")
+
+
+def verify_leave(node_id: bytes, at: int, signature: bytes, now: float,
+                 max_skew_s: float = 300) -> None:
+    """Check a leave announcement: `signature` by `node_id` over its time `at`, which must
+    lie within `max_skew_s` of `now`. Raises ControlError."""
+    if abs(float(now) - at) > max_skew_s:
+        raise ControlError("the leave time is too far from the directory's clock")
+    node_id = bytes(node_id)
+    if len(node_id) != 32 or len(signature) != 64:
+        raise ControlError("a node id is 32 bytes and a signature 64")
+    try:
+        nacl.signing.VerifyKey(node_id).verify(_leave_message(node_id, at), bytes(signature))
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError,
+            nacl.exceptions.TypeError) as exc:
+        raise ControlError("bad signature") from exc
 
 
 def decode_control(body) -> ControlMessage:
