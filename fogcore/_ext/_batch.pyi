@@ -19,4 +19,6 @@ def process_packet(keys: Any, packet: Buffer, replay_filter: Any) -> Any:
 def process_batch(keys: Any, buffer: Buffer, count: int, replay_filter: Any, records: Buffer,
                   *, threads: int = 1, vrf_output: Buffer | None = None, mean_us: int = 0,
                   max_us: int = 0) -> None:
-    """Process `count` BATCH_STRIDE slots in place, writing 96-byte outcome records."""
+    """Process `count` BATCH_STRIDE slots in place, writing 96-byte outcome records.
+    Every argument is checked first: TypeError for a wrong type or a read-only buffer,
+    ValueError for a value out of range (any count, however large)."""

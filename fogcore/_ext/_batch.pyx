@@ -41,6 +41,8 @@ from fogcore._ext._sphinx cimport (
     sphinx_node_keys,
 )
 
+from operator import index as _index
+
 from fogcore._ext._sphinx import route_arrays
 
 cdef extern from "<pthread.h>" nogil:
@@ -221,6 +223,8 @@ cdef int _copy_key(unsigned char *dst, key) except -1:
     if type(key) is bytes and PyBytes_GET_SIZE(key) == 32:
         memcpy(dst, PyBytes_AS_STRING(key), 32)
         return 0
+    if key is None:  # a typed memoryview would take None as an empty view
+        raise TypeError("a routing key must be a bytes-like object, not None")
     view = key
     if view.shape[0] != 32:
         raise ValueError("routing secret and public key are 32 bytes each")
@@ -242,17 +246,27 @@ cdef object _setup(NodeCtx *ctx, keys, replay_filter, vrf_output, mean_us, max_u
         state.check = replay_filter.check_and_add
         ctx.replay = _python_replay
         ctx.replay_ctx = <void *>state
+    ctx.mean_us = <uint32_t>_bounded(mean_us, 0, 0xFFFFFFFF,
+                                     "mean_us and max_us are 32-bit unsigned")
+    ctx.max_us = <uint32_t>_bounded(max_us, 0, 0xFFFFFFFF,
+                                    "mean_us and max_us are 32-bit unsigned")
     ctx.with_delay = vrf_output is not None
     if ctx.with_delay:
         beta = vrf_output
         if beta.shape[0] != 64:
             raise ValueError("the VRF output is 64 bytes")
-        if not (0 <= mean_us <= 0xFFFFFFFF and 0 <= max_us <= 0xFFFFFFFF):
-            raise ValueError("mean_us and max_us are 32-bit unsigned")
         memcpy(ctx.vrf_output, &beta[0], 64)
-        ctx.mean_us = mean_us
-        ctx.max_us = max_us
     return state
+
+
+cdef Py_ssize_t _bounded(value, Py_ssize_t low, Py_ssize_t high, str message) except -1:
+    """`value` as a C integer once it is an integer in [low, high] (0 <= low): TypeError
+    for a non-integer, ValueError outside the range, whatever its size, as the reference
+    raises. Comparing the Python integers first means no product or cast can wrap."""
+    value = _index(value)
+    if not low <= value <= high:
+        raise ValueError(message)
+    return value
 
 
 # ---- Python API: the reference's functions (fogcore.packet._ref) ----------------------------
@@ -390,7 +404,7 @@ cdef int _run_batch(const NodeCtx *ctx, unsigned char *buffer, unsigned char *re
     return rc
 
 
-def process_batch(keys, buffer, Py_ssize_t count, replay_filter, records, *, int threads=1,
+def process_batch(keys, buffer, count, replay_filter, records, *, threads=1,
                   vrf_output=None, mean_us=0, max_us=0):
     """Process `count` frames, one per BATCH_STRIDE-byte slot of the writable `buffer`, in
     place, and write one 96-byte outcome record per frame into `records` (§5.2).
@@ -401,31 +415,46 @@ def process_batch(keys, buffer, Py_ssize_t count, replay_filter, records, *, int
     With `vrf_output` (the 64-byte VRF output of the delay epoch), each accepted packet's
     record carries its mixing delay in microseconds at offset 12 (`delay_us`, an
     exponential draw with mean `mean_us` clamped to `max_us`, docs/vrf-delays.md).
+
+    Every argument is checked before the first slot is touched (TypeError for a wrong
+    type or a read-only buffer, ValueError for a value out of range), so a bad call
+    changes neither the buffers nor the replay filter.
     """
     cdef NodeCtx ctx
     cdef Py_buffer buf
     cdef Py_buffer rec
-    cdef int rc
-    if not 1 <= threads <= MAX_THREADS:
-        raise ValueError(f"threads must be 1 to {MAX_THREADS}")
+    cdef Py_ssize_t n
+    cdef int nthreads, rc
+    nthreads = <int>_bounded(threads, 1, MAX_THREADS, f"threads must be 1 to {MAX_THREADS}")
+    _index(count)  # a non-integer count is a TypeError before any buffer is looked at
+    # Slot capacities are compared by division: count * stride could wrap for a huge count.
     PyObject_GetBuffer(buffer, &buf, PyBUF_SIMPLE)
     try:
-        if count < 0 or buf.len < count * _hop.BATCH_STRIDE:
-            raise ValueError("buffer holds fewer than count slots")
+        n = _bounded(count, 0, buf.len // _hop.BATCH_STRIDE,
+                     "buffer holds fewer than count slots")
         if buf.readonly:
             raise TypeError("the batch buffer must be writable")
     finally:
         PyBuffer_Release(&buf)
+    PyObject_GetBuffer(records, &rec, PyBUF_SIMPLE)
+    try:
+        if rec.len // OUTCOME_RECORD_SIZE < n:
+            raise ValueError("records buffer too small")
+        if rec.readonly:
+            raise TypeError("the records buffer must be writable")
+    finally:
+        PyBuffer_Release(&rec)
     PyObject_GetBuffer(buffer, &buf, PyBUF_WRITABLE)
     try:
         PyObject_GetBuffer(records, &rec, PyBUF_WRITABLE)
         try:
-            if rec.len < count * OUTCOME_RECORD_SIZE:
-                raise ValueError("records buffer too small")
+            # A buffer may change size between the two requests: check again.
+            if buf.len // _hop.BATCH_STRIDE < n or rec.len // OUTCOME_RECORD_SIZE < n:
+                raise ValueError("buffer holds fewer than count slots")
             state = _setup(&ctx, keys, replay_filter, vrf_output, mean_us, max_us)
             with nogil:
                 rc = _run_batch(&ctx, <unsigned char *>buf.buf, <unsigned char *>rec.buf,
-                                count, threads)
+                                n, nthreads)
             _hop.wipe(ctx.secret, 32)
             if rc != 0:
                 raise (<_PythonReplay>state).error

@@ -13,6 +13,8 @@ Only integer arithmetic follows the hash, so every platform gives the same micro
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
+from operator import index as _index
+
 from fogcore._ext._sodium cimport SodiumAPI, fog_hash_state, sodium_api
 
 cdef const SodiumAPI *S = sodium_api()
@@ -96,8 +98,10 @@ def delays_into(const unsigned char[::1] beta not None, const unsigned char[::1]
     return count
 
 
-def neg_ln(uint64_t m):
+def neg_ln(m):
     """-ln(m / 2^53) with 30 fractional bits (an integer), for 1 <= m <= 2^53."""
-    if not 1 <= m <= (<uint64_t>1 << 53):
+    # Compared as a Python integer: a negative or huge m is a ValueError, never a wrap.
+    m = _index(m)
+    if not 1 <= m <= 2**53:
         raise ValueError("m must be in [1, 2^53]")
-    return neg_ln_q30(m)
+    return neg_ln_q30(<uint64_t>m)

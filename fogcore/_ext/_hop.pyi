@@ -2,11 +2,13 @@
 
 from collections.abc import Buffer
 
+MAX_STREAM_BYTES: int
+
 def kdf(label: Buffer, data: Buffer, n: int) -> bytes:
-    """ChaCha20(BLAKE2b(key=label, data, 32), n)."""
+    """ChaCha20(BLAKE2b(key=label, data, 32), n); ValueError unless 0 <= n <= 65536."""
 
 def stream(key: Buffer, n: int) -> bytes:
-    """n bytes of ChaCha20 key stream (nonce 0, counter 0)."""
+    """n bytes of ChaCha20 key stream (nonce 0, counter 0); 0 <= n <= 65536."""
 
 def mac(key: Buffer, beta: Buffer) -> bytes:
     """HMAC-SHA256(key, beta)[0:16]."""

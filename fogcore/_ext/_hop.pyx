@@ -9,6 +9,8 @@ functions below wrap them with the names and results of the pure-Python referenc
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy, memmove, memset
 
+from operator import index as _index
+
 from fogcore._ext._sodium cimport SodiumAPI, fog_hash_state, sodium_api
 
 cdef const SodiumAPI *S = sodium_api()
@@ -155,29 +157,43 @@ cdef void build_routing(unsigned char *beta, unsigned char *gamma, size_t slot, 
 
 # ---- Python wrappers with the reference's names (for tests and slow paths) ------------------
 
-def kdf(label, data, size_t n):
+#: The longest output of one `kdf` or `stream` call (§1.3); the formats need at most 570.
+MAX_STREAM_BYTES = 65536
+
+
+cdef size_t _stream_length(n) except? 0:
+    # Checked as a Python integer, so no size, however large or negative, can wrap; the
+    # reference raises the same TypeError or ValueError.
+    n = _index(n)
+    if not 0 <= n <= MAX_STREAM_BYTES:
+        raise ValueError(f"a key stream is 0 to {MAX_STREAM_BYTES} bytes")
+    return n
+
+
+def kdf(label, data, n):
     """KDF(label, data, n) = ChaCha20(BLAKE2b(key=label, data=data, 32), n) (§1.3)."""
+    cdef size_t length = _stream_length(n)
     cdef const unsigned char[::1] lab = label
     cdef const unsigned char[::1] d = data
     if lab.shape[0] < 1 or lab.shape[0] > 64:
         raise ValueError("a label is 1 to 64 bytes")
-    out = PyBytes_FromStringAndSize(NULL, n)
+    out = PyBytes_FromStringAndSize(NULL, length)
     cdef unsigned char *o = <unsigned char *>PyBytes_AS_STRING(out)
     with nogil:
-        hop_kdf(o, n, &lab[0], lab.shape[0], &d[0] if d.shape[0] else NULL, d.shape[0])
+        hop_kdf(o, length, &lab[0], lab.shape[0], &d[0] if d.shape[0] else NULL, d.shape[0])
     return out
 
 
-
-def stream(key, size_t n):
+def stream(key, n):
     """ChaCha20(key, n): n bytes of key stream, nonce 0^12, block counter 0."""
+    cdef size_t length = _stream_length(n)
     cdef const unsigned char[::1] k = key
     if k.shape[0] != KEY_SIZE:
         raise ValueError("a stream key is 32 bytes")
-    out = PyBytes_FromStringAndSize(NULL, n)
+    out = PyBytes_FromStringAndSize(NULL, length)
     cdef unsigned char *o = <unsigned char *>PyBytes_AS_STRING(out)
-    memset(o, 0, n)
-    stream_xor(o, n, &k[0])
+    memset(o, 0, length)
+    stream_xor(o, length, &k[0])
     return out
 
 

@@ -11,6 +11,7 @@ The compiled implementation (`fogcore._ext._batch`) is used when built; in pure 
 bytes for the same inputs.
 """
 
+import operator
 import os
 from dataclasses import dataclass
 
@@ -122,7 +123,10 @@ def process_batch(keys: NodeKeys, buffer, count: int, replay_filter, records=Non
     an exponential draw of mean `mean_us` clamped to `max_us` (docs/vrf-delays.md).
     """
     if records is None:
-        records = bytearray(count * OUTCOME_RECORD_SIZE)
+        # Sized by the slots the buffer really holds, so a huge or negative count reaches
+        # the backend's ValueError instead of a giant allocation.
+        slots = memoryview(buffer).nbytes // BATCH_STRIDE
+        records = bytearray(OUTCOME_RECORD_SIZE * min(max(operator.index(count), 0), slots))
     _backend.process_batch(keys, buffer, count, replay_filter, records, threads=threads,
                            vrf_output=vrf_output, mean_us=mean_us, max_us=max_us)
     return records

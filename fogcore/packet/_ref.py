@@ -2,6 +2,8 @@
 for both formats. `fogcore.packet` uses it in pure mode; the compiled backend
 (`fogcore._ext._packet`) has the same functions and must give the same bytes."""
 
+import operator
+
 from fogcore.delays import delay_us_reference
 from fogcore.packet import _ref_common as c
 from fogcore.packet import _ref_kem, _ref_sphinx
@@ -17,6 +19,8 @@ __all__ = ["FORMATS", "PACKET_SIZES", "build_packet", "process_batch", "process_
 
 FORMATS = {_ref_sphinx.FORMAT: _ref_sphinx, _ref_kem.FORMAT: _ref_kem}
 PACKET_SIZES = {code: mod.PACKET_SIZE for code, mod in FORMATS.items()}
+MAX_THREADS = 8
+_U32_MAX = 0xFFFFFFFF
 
 
 def build_packet(fmt: int, route, command: int, address: bytes, extra: bytes, message: bytes,
@@ -99,22 +103,64 @@ def process_packet(keys, packet, replay_filter) -> Outcome:
     return _process(keys, memoryview(packet).cast("B"), replay_filter, exact=True)[0]
 
 
+def _bounded(value, low: int, high: int, message: str) -> int:
+    """`value` once it is an integer in [low, high]: TypeError for a non-integer, ValueError
+    outside the range (the compiled backend raises the same)."""
+    value = operator.index(value)
+    if not low <= value <= high:
+        raise ValueError(message)
+    return value
+
+
+def _key_bytes(key) -> bytes:
+    """A routing key as bytes: TypeError for a non-buffer, ValueError unless 32 bytes."""
+    key = bytes(memoryview(key).cast("B"))
+    if len(key) != 32:
+        raise ValueError("routing secret and public key are 32 bytes each")
+    return key
+
+
+def _check_batch_args(keys, buffer, count, replay_filter, records, threads, vrf_output,
+                      mean_us, max_us):
+    """(writable view of the buffer, record count, check_and_add, VRF output or None, mean,
+    max): every argument checked, in the compiled backend's order and with its exception
+    types, before any slot is processed, so a bad call burns no replay tag."""
+    _bounded(threads, 1, MAX_THREADS, f"threads must be 1 to {MAX_THREADS}")
+    operator.index(count)
+    view = memoryview(buffer).cast("B")
+    # Compared by division, as the compiled code must, although Python integers cannot wrap.
+    count = _bounded(count, 0, len(view) // c.BATCH_STRIDE, "buffer holds fewer than count slots")
+    if view.readonly:
+        raise TypeError("the batch buffer must be writable")
+    out = memoryview(records).cast("B")
+    if len(out) // OUTCOME_RECORD_SIZE < count:
+        raise ValueError("records buffer too small")
+    if out.readonly:
+        raise TypeError("the records buffer must be writable")
+    _key_bytes(keys.routing_secret)
+    _key_bytes(keys.routing_public)
+    check = replay_filter.check_and_add
+    mean_us = _bounded(mean_us, 0, _U32_MAX, "mean_us and max_us are 32-bit unsigned")
+    max_us = _bounded(max_us, 0, _U32_MAX, "mean_us and max_us are 32-bit unsigned")
+    if vrf_output is not None:
+        vrf_output = bytes(memoryview(vrf_output).cast("B"))
+        if len(vrf_output) != 64:
+            raise ValueError("the VRF output is 64 bytes")
+    return view, count, check, vrf_output, mean_us, max_us
+
+
 def process_batch(keys, buffer, count: int, replay_filter, records, *, threads: int = 1,
                   vrf_output=None, mean_us: int = 0, max_us: int = 0) -> None:
     """Process `count` frames, one per `BATCH_STRIDE`-byte slot of `buffer`, in place, and
     write one 96-byte outcome record per frame into `records` (§5.2). With `vrf_output`,
     accepted packets' records carry their VRF delay. The reference always runs on one
-    thread; `threads` is checked only for the same errors as the compiled backend."""
-    if not 1 <= threads <= 8:
-        raise ValueError("threads must be 1 to 8")
-    view = memoryview(buffer).cast("B")
+    thread; `threads` is checked only for the same errors as the compiled backend.
+
+    Every argument is checked before the first slot is touched (TypeError for a wrong type
+    or a read-only buffer, ValueError for a value out of range)."""
+    view, count, _, vrf_output, mean_us, max_us = _check_batch_args(
+        keys, buffer, count, replay_filter, records, threads, vrf_output, mean_us, max_us)
     stride = c.BATCH_STRIDE
-    if count < 0 or len(view) < count * stride:
-        raise ValueError("buffer holds fewer than count slots")
-    if view.readonly:
-        raise TypeError("the batch buffer must be writable")
-    if len(memoryview(records).cast("B")) < count * OUTCOME_RECORD_SIZE:
-        raise ValueError("records buffer too small")
     for i in range(count):
         base = i * stride
         outcome, plain = _process(keys, view[base : base + stride], replay_filter, exact=False)
@@ -131,5 +177,5 @@ def process_batch(keys, buffer, count: int, replay_filter, records, *, threads: 
             length = len(outcome.payload)
         delay = 0
         if vrf_output is not None and outcome.kind != Kind.REJECT:
-            delay = delay_us_reference(bytes(vrf_output), outcome.tag, mean_us, max_us)
+            delay = delay_us_reference(vrf_output, outcome.tag, mean_us, max_us)
         pack_record(records, i, outcome, offset, length, delay)

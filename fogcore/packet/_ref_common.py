@@ -6,6 +6,7 @@ oracle the compiled implementation is tested against.
 """
 
 import hmac
+import operator
 import struct
 
 from fogcore import _crypto_py as cp
@@ -26,6 +27,7 @@ __all__ = [
     "LIONESS_KEYS_SIZE",
     "MAC_SIZE",
     "MAX_HOPS",
+    "MAX_STREAM_BYTES",
     "MESSAGE_CAPACITY",
     "PAYLOAD_SIZE",
     "SURB_ID_SIZE",
@@ -63,6 +65,7 @@ FRAME_VERSION = 1
 FORMAT_SPHINX = 1
 FORMAT_KEM = 2
 BATCH_STRIDE = 2560
+MAX_STREAM_BYTES = 65536  # the longest output of one `kdf` or `stream` call (§1.3)
 
 CMD_RELAY = 0x01
 CMD_DELIVER = 0x02
@@ -78,13 +81,22 @@ def xor(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(len(a), "little")
 
 
+def _stream_length(n) -> int:
+    n = operator.index(n)
+    if not 0 <= n <= MAX_STREAM_BYTES:
+        raise ValueError(f"a key stream is 0 to {MAX_STREAM_BYTES} bytes")
+    return n
+
+
 def stream(key: bytes, n: int) -> bytes:
-    """ChaCha20(key, n): n bytes of key stream, nonce 0^12, block counter 0."""
-    return cp.chacha20_xor(key, _ZERO_NONCE, bytes(n))
+    """ChaCha20(key, n): n bytes of key stream, nonce 0^12, block counter 0 (n at most
+    MAX_STREAM_BYTES)."""
+    return cp.chacha20_xor(key, _ZERO_NONCE, bytes(_stream_length(n)))
 
 
 def kdf(label: bytes, data: bytes, n: int) -> bytes:
     """KDF(label, input, n) = ChaCha20(BLAKE2b(key=label, data=input, 32), n)."""
+    _stream_length(n)
     return stream(cp.blake2b(data, key=label, digest_size=32), n)
 
 
