@@ -15,6 +15,8 @@ cdef enum:
     N_COUNTERS = 16
     N_DELAY_BUCKETS = 14
     MAX_LANES = 16              # batches in flight at once (one per lane)
+    CONTROL_FMT = 0x7F          # control frame format (fogcore/mixnet/control.py)
+    CONTROL_LEN = 116           # its fixed body length
 
 # slot states
 cdef enum:
@@ -102,7 +104,10 @@ cdef class _BaseMixProtocol:
     cdef double _refilled_at
     cdef double _frame_started
     cdef double _last_read
+    cdef double _opened_at
+    cdef bint _control                  # the frame being read is a control frame
     cdef readonly uint64_t frames_in
+    cdef readonly uint64_t control_in
     cdef readonly uint64_t bytes_in
 
     cdef int _pause(self, unsigned int reason) except -1
@@ -110,3 +115,4 @@ cdef class _BaseMixProtocol:
     cdef int _fail(self, int reason) except -1
     cdef int _take_slot(self) except -1
     cdef int _parse(self) except -1
+    cdef int _end_control(self, unsigned char *p) except -1

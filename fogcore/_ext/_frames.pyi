@@ -9,6 +9,8 @@ DELAY_BUCKETS_US: tuple[int, ...]
 REASON_TRUNCATED: int
 REASON_SLOW: int
 REASON_ARENA_FULL: int
+CONTROL_FORMAT: int
+CONTROL_LENGTH: int
 
 class Arena:
     """`nslots` receive slots of 2560 bytes and one 96-byte outcome record per slot."""
@@ -63,6 +65,7 @@ class _BaseMixProtocol:
     """Frames a TCP byte stream into arena slots."""
 
     frames_in: int
+    control_in: int
     bytes_in: int
     def __init__(self, arena: Arena, sizes: dict[int, int], rate: float = 0.0,
                  burst: float = 0.0) -> None: ...
@@ -73,10 +76,16 @@ class _BaseMixProtocol:
     def buffer_updated(self, nbytes: int) -> None: ...
     def resume_rate(self) -> None: ...
     def hold_reading(self, hold: bool) -> None: ...
-    def check_timeouts(self, now: float, frame_timeout: float, idle_timeout: float) -> int: ...
+    def check_timeouts(self, now: float, frame_timeout: float, idle_timeout: float,
+                       first_frame_timeout: float = 0.0) -> int:
+        """0, or 1 slow frame, 2 idle, 3 no first frame (the connection was closed)."""
+    def close_now(self) -> None:
+        """Abort the connection at once, for the owner."""
     @property
     def paused(self) -> int: ...
     @property
     def partial(self) -> int: ...
     def _rate_limited(self, wait: float) -> None: ...
     def _framing_lost(self, reason: int) -> None: ...
+    def _control_frame(self, body: bytes) -> None:
+        """Hook: the body of a complete control frame."""

@@ -38,6 +38,9 @@ DELAY_BUCKETS_US = (100, 500, 1000, 5000, 10000, 25000, 50000, 100000, 250000, 5
 REASON_TRUNCATED = R_TRUNCATED
 REASON_SLOW = R_SLOW
 REASON_ARENA_FULL = R_ARENA_FULL
+#: format code and body length of a control frame (docs/node.md §16)
+CONTROL_FORMAT = CONTROL_FMT
+CONTROL_LENGTH = CONTROL_LEN
 
 cdef uint64_t C_DELAY_BOUNDS[N_DELAY_BUCKETS - 1]
 for _i, _b in enumerate(DELAY_BUCKETS_US):
@@ -402,8 +405,12 @@ cdef class Arena:
 
 cdef class _BaseMixProtocol:
     """Frames a TCP byte stream into arena slots. The Python subclass mixes in
-    `asyncio.BufferedProtocol` and supplies the hooks `_rate_limited(wait_s)` and
-    `_framing_lost(reason)`."""
+    `asyncio.BufferedProtocol` and supplies the hooks `_rate_limited(wait_s)`,
+    `_framing_lost(reason)` and `_control_frame(body)`.
+
+    A frame with format CONTROL_FORMAT and length CONTROL_LENGTH is a control frame: it
+    never reaches the ready queue; its body (bytes) goes to `_control_frame` and its slot
+    is reused for what follows, or freed."""
 
     def __cinit__(self, *args, **kwargs):
         self._slot = -1
@@ -436,6 +443,7 @@ cdef class _BaseMixProtocol:
         self._transport = transport
         self._arena._conns.add(self)
         self._last_read = _monotonic()
+        self._opened_at = self._last_read
         if self._arena.readers_paused:
             self._pause(PAUSE_ARENA)
 
@@ -522,12 +530,20 @@ cdef class _BaseMixProtocol:
                 if version != FRAME_VERSION:
                     return self._fail(R_BAD_VERSION)
                 if fmt < 1 or fmt > MAX_FORMAT or self._sizes[fmt] == 0:
-                    return self._fail(R_BAD_FORMAT)
-                if length != self._sizes[fmt]:
+                    # Off the packet path: a control frame, or a refused format.
+                    if fmt != CONTROL_FMT:
+                        return self._fail(R_BAD_FORMAT)
+                    if length != CONTROL_LEN:
+                        return self._fail(R_WRONG_SIZE)
+                    self._control = True
+                elif length != self._sizes[fmt]:
                     return self._fail(R_WRONG_SIZE)
                 self._need = FRAME_HEADER + length
             if self._pos < self._need:
                 return 0
+            if self._control:
+                self._end_control(p)
+                continue
             # A complete frame; what follows it is the start of the next one.
             done = self._slot
             surplus = self._pos - self._need
@@ -558,6 +574,26 @@ cdef class _BaseMixProtocol:
             arena.check_water()
         return 0
 
+    cdef int _end_control(self, unsigned char *p) except -1:
+        # The control frame is complete in the slot at `p`: take its body, keep the slot
+        # for the bytes after it (moved to the front) or free it, then run the hook.
+        cdef Py_ssize_t surplus = self._pos - self._need
+        body = PyBytes_FromStringAndSize(<const char *>p + FRAME_HEADER, CONTROL_LEN)
+        self._control = False
+        self._need = 0
+        if surplus:
+            memmove(p, p + FRAME_HEADER + CONTROL_LEN, surplus)
+            self._pos = surplus
+            self._frame_started = _monotonic()
+        else:
+            self._arena.free_slot(self._slot)
+            self._slot = -1
+            self._pos = 0
+            self._arena.check_water()
+        self.control_in += 1
+        self._control_frame(body)
+        return 0
+
     cdef int _fail(self, int reason) except -1:
         self._arena.count_reject(reason)
         self._lost = True
@@ -567,10 +603,28 @@ cdef class _BaseMixProtocol:
             self._slot = -1
         self._pos = 0
         self._need = 0
+        self._control = False
         if self._transport is not None:
             self._transport.abort()
         self._framing_lost(reason)
         return 0
+
+    def close_now(self):
+        """Abort the connection at once for the owner (e.g. a control-protocol error);
+        a partial frame is discarded without being counted as `truncated`."""
+        if self._lost:
+            return
+        self._lost = True
+        self._ncarry = 0
+        self._pos = 0
+        self._need = 0
+        self._control = False
+        if self._slot >= 0:
+            self._arena.free_slot(self._slot)
+            self._slot = -1
+            self._arena.check_water()
+        if self._transport is not None:
+            self._transport.abort()
 
     # -- flow control --------------------------------------------------------------------
 
@@ -599,16 +653,23 @@ cdef class _BaseMixProtocol:
         else:
             self._resume(PAUSE_OWNER)
 
-    def check_timeouts(self, double now, double frame_timeout, double idle_timeout):
+    def check_timeouts(self, double now, double frame_timeout, double idle_timeout,
+                       double first_frame_timeout=0.0):
         """Enforce the deadlines at `now` (time.monotonic()): 1 when a frame took longer
-        than `frame_timeout` (counted, connection dropped), 2 when the connection was idle
-        longer than `idle_timeout` (closed), else 0. Paused connections are exempt: we,
-        not the peer, are holding them up."""
+        than `frame_timeout` (counted, connection dropped), 3 when no complete frame
+        (packet or control) arrived within `first_frame_timeout` of the connection's
+        start (0: no such deadline; closed), 2 when the connection was idle longer than
+        `idle_timeout` (closed), else 0. Paused connections are exempt: we, not the peer,
+        are holding them up."""
         if self._lost or self._transport is None or self._paused:
             return 0
         if (self._pos > 0 or self._ncarry > 0) and now - self._frame_started > frame_timeout:
             self._fail(R_SLOW)
             return 1
+        if (first_frame_timeout > 0 and self.frames_in == 0 and self.control_in == 0
+                and now - self._opened_at > first_frame_timeout):
+            self.close_now()
+            return 3
         if idle_timeout > 0 and now - self._last_read > idle_timeout:
             self._lost = True
             self._transport.abort()
@@ -629,4 +690,7 @@ cdef class _BaseMixProtocol:
         pass
 
     def _framing_lost(self, int reason):
+        pass
+
+    def _control_frame(self, bytes body):
         pass

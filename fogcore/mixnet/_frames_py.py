@@ -9,6 +9,8 @@ import time
 from fogcore import delays
 
 __all__ = [
+    "CONTROL_FORMAT",
+    "CONTROL_LENGTH",
     "DELAY_BUCKETS_US",
     "KEY_SLOT_BITS",
     "REASON_ARENA_FULL",
@@ -28,6 +30,9 @@ FRAME_VERSION = 1
 MAX_FORMAT = 2
 N_COUNTERS = 16
 MAX_LANES = 16
+#: format code and body length of a control frame (docs/node.md §16)
+CONTROL_FORMAT = 0x7F
+CONTROL_LENGTH = 116
 DELAY_BUCKETS_US = (100, 500, 1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
                     1000000, 2500000, 5000000)
 REASON_WRONG_SIZE, REASON_BAD_VERSION, REASON_BAD_FORMAT = 1, 2, 3
@@ -282,7 +287,9 @@ class Arena:
 
 
 class _BaseMixProtocol:
-    """Frames a TCP byte stream into arena slots (pure-Python twin)."""
+    """Frames a TCP byte stream into arena slots (pure-Python twin). A control frame
+    (format CONTROL_FORMAT, length CONTROL_LENGTH) goes to `_control_frame(body)`, never
+    to the ready queue."""
 
     def __init__(self, arena: Arena, sizes, rate: float = 0.0, burst: float = 0.0):
         self._arena = arena
@@ -309,13 +316,17 @@ class _BaseMixProtocol:
         self._refilled_at = time.monotonic()
         self._frame_started = 0.0
         self._last_read = self._refilled_at
+        self._opened_at = self._refilled_at
+        self._control = False
         self.frames_in = 0
+        self.control_in = 0
         self.bytes_in = 0
 
     def connection_made(self, transport) -> None:
         self._transport = transport
         self._arena._conns.add(self)
         self._last_read = time.monotonic()
+        self._opened_at = self._last_read
         if self._arena.readers_paused:
             self._pause(PAUSE_ARENA)
 
@@ -388,12 +399,20 @@ class _BaseMixProtocol:
                 if version != FRAME_VERSION:
                     return self._fail(REASON_BAD_VERSION)
                 if not 1 <= fmt <= MAX_FORMAT or self._sizes[fmt] == 0:
-                    return self._fail(REASON_BAD_FORMAT)
-                if length != self._sizes[fmt]:
+                    # Off the packet path: a control frame, or a refused format.
+                    if fmt != CONTROL_FORMAT:
+                        return self._fail(REASON_BAD_FORMAT)
+                    if length != CONTROL_LENGTH:
+                        return self._fail(REASON_WRONG_SIZE)
+                    self._control = True
+                elif length != self._sizes[fmt]:
                     return self._fail(REASON_WRONG_SIZE)
                 self._need = FRAME_HEADER + length
             if self._pos < self._need:
                 return
+            if self._control:
+                self._end_control(base)
+                continue
             done, surplus = self._slot, self._pos - self._need
             self._slot, self._pos = -1, 0
             if surplus:
@@ -419,6 +438,26 @@ class _BaseMixProtocol:
                     self._rate_limited(-self._tokens / self._rate)
             arena._check_water()
 
+    def _end_control(self, base: int) -> None:
+        # Take the control body; keep the slot for the bytes after it, or free it.
+        arena = self._arena
+        mem = arena._mem
+        end = base + FRAME_HEADER + CONTROL_LENGTH
+        body = bytes(mem[base + FRAME_HEADER : end])
+        surplus = self._pos - self._need
+        self._control = False
+        self._need = 0
+        if surplus:
+            mem[base : base + surplus] = mem[end : end + surplus]
+            self._pos = surplus
+            self._frame_started = time.monotonic()
+        else:
+            arena._free_slot(self._slot)
+            self._slot, self._pos = -1, 0
+            arena._check_water()
+        self.control_in += 1
+        self._control_frame(body)
+
     def _fail(self, reason: int) -> None:
         self._arena._count_reject(reason)
         self._lost = True
@@ -427,9 +466,26 @@ class _BaseMixProtocol:
             self._arena._free_slot(self._slot)
             self._slot = -1
         self._pos = self._need = 0
+        self._control = False
         if self._transport is not None:
             self._transport.abort()
         self._framing_lost(reason)
+
+    def close_now(self) -> None:
+        """Abort the connection at once for the owner (a control-protocol error); a
+        partial frame is discarded without being counted as `truncated`."""
+        if self._lost:
+            return
+        self._lost = True
+        self._carry = b""
+        self._pos = self._need = 0
+        self._control = False
+        if self._slot >= 0:
+            self._arena._free_slot(self._slot)
+            self._slot = -1
+            self._arena._check_water()
+        if self._transport is not None:
+            self._transport.abort()
 
     def _pause(self, reason: int) -> None:
         if self._paused == 0 and self._transport is not None and not self._lost:
@@ -454,13 +510,19 @@ class _BaseMixProtocol:
         else:
             self._resume(PAUSE_OWNER)
 
-    def check_timeouts(self, now: float, frame_timeout: float, idle_timeout: float) -> int:
-        """1: frame too slow (counted, dropped); 2: idle too long (closed); else 0."""
+    def check_timeouts(self, now: float, frame_timeout: float, idle_timeout: float,
+                       first_frame_timeout: float = 0.0) -> int:
+        """1: frame too slow (counted, dropped); 3: no complete frame within
+        `first_frame_timeout` of the start (closed); 2: idle too long (closed); else 0."""
         if self._lost or self._transport is None or self._paused:
             return 0
         if (self._pos > 0 or self._carry) and now - self._frame_started > frame_timeout:
             self._fail(REASON_SLOW)
             return 1
+        if (first_frame_timeout > 0 and self.frames_in == 0 and self.control_in == 0
+                and now - self._opened_at > first_frame_timeout):
+            self.close_now()
+            return 3
         if idle_timeout > 0 and now - self._last_read > idle_timeout:
             self._lost = True
             self._transport.abort()
@@ -481,4 +543,7 @@ class _BaseMixProtocol:
         pass
 
     def _framing_lost(self, reason: int) -> None:
+        pass
+
+    def _control_frame(self, body: bytes) -> None:
         pass

@@ -231,3 +231,90 @@ def test_compiled_framing_keeps_no_object_per_packet():
     after = sys.getallocatedblocks()
     assert arena.ready_count == 800
     assert after - before < 50      # not proportional to the 800 frames held
+
+
+# -- control frames (docs/node.md §16) ---------------------------------------------------------
+
+def control(fill: int) -> bytes:
+    from fogcore.mixnet.control import CONTROL_FORMAT, CONTROL_LENGTH
+
+    return bytes([1, CONTROL_FORMAT]) + CONTROL_LENGTH.to_bytes(2, "big") \
+        + bytes([fill]) * CONTROL_LENGTH
+
+
+def control_setup(impl_mode, nslots=64):
+    frames = frames_module(impl_mode)
+
+    class Proto(frames._BaseMixProtocol):
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.bodies = []
+
+        def _control_frame(self, body):
+            self.bodies.append(body)
+
+    arena = frames.Arena(nslots)
+    proto = Proto(arena, SIZES)
+    transport = FakeTransport()
+    proto.connection_made(transport)
+    return frames, arena, proto, transport
+
+
+def test_control_constants_match_the_protocol(impl_mode):
+    from fogcore.mixnet import control as ctl
+
+    frames = frames_module(impl_mode)
+    assert (frames.CONTROL_FORMAT, frames.CONTROL_LENGTH) == (ctl.CONTROL_FORMAT,
+                                                              ctl.CONTROL_LENGTH)
+
+
+@settings(max_examples=60, deadline=None)
+@given(items=st.lists(st.tuples(st.sampled_from([SPHINX, KEM, 0x7F]), st.integers(0, 255)),
+                      min_size=1, max_size=12),
+       chunks=st.lists(st.integers(1, 3000), min_size=1, max_size=8))
+@pytest.mark.parametrize("impl_mode", IMPL_MODES)
+def test_control_frames_go_to_the_hook_in_any_split(impl_mode, items, chunks):
+    frames, arena, proto, transport = control_setup(impl_mode)
+    data = [control(fill) if fmt == 0x7F else frame(fmt, fill) for fmt, fill in items]
+    feed(proto, b"".join(data), chunks)
+    packets = [d for d, (fmt, _) in zip(data, items, strict=True) if fmt != 0x7F]
+    bodies = [d[4:] for d, (fmt, _) in zip(data, items, strict=True) if fmt == 0x7F]
+    assert proto.bodies == bodies                   # in order, whole, once each
+    assert proto.control_in == len(bodies) and proto.frames_in == len(packets)
+    assert arena.frames_in == len(packets)          # control frames never reach the queue
+    got = taken_frames(frames, arena)
+    assert sorted(f for _, f in got) == sorted(packets)
+    assert not transport.aborted and arena.rejects() == {}
+    # only packets (and at most one partial frame's slot) hold slots
+    assert arena.nfree == arena.nslots - len(packets)
+
+
+def test_control_frame_of_wrong_length_is_wrong_size(impl_mode):
+    frames, arena, proto, transport = control_setup(impl_mode)
+    feed(proto, bytes([1, 0x7F]) + (117).to_bytes(2, "big") + bytes(117), [4096])
+    assert transport.aborted and arena.rejects() == {1: 1} and proto.bodies == []
+    assert arena.nfree == arena.nslots
+
+
+def test_hook_may_close_the_connection(impl_mode):
+    frames, arena, proto, transport = control_setup(impl_mode)
+    proto._control_frame = lambda body: proto.close_now()
+    feed(proto, control(1) + frame(SPHINX, 2)[:100], [4096])
+    assert transport.aborted and arena.frames_in == 0
+    assert arena.nfree == arena.nslots and arena.rejects() == {}
+    proto.connection_lost(None)                     # not counted as truncated
+    assert arena.rejects() == {}
+
+
+def test_first_frame_deadline(impl_mode):
+    import time
+
+    frames, arena, proto, transport = setup(impl_mode)
+    now = time.monotonic()
+    assert proto.check_timeouts(now + 1, 60.0, 0, 5.0) == 0
+    assert proto.check_timeouts(now + 6, 60.0, 0, 5.0) == 3
+    assert transport.aborted and arena.rejects() == {}
+    # a control frame counts as a first frame
+    frames, arena, proto, transport = control_setup(impl_mode)
+    feed(proto, control(0), [4096])
+    assert proto.check_timeouts(time.monotonic() + 6, 60.0, 0, 5.0) == 0
