@@ -9,10 +9,13 @@ import os
 import struct
 from dataclasses import dataclass
 
+from fogcore._impl import compiled
 from fogcore.packet import _ref_common as c
+from fogcore.packet import _ref_kem, _ref_sphinx
 from fogcore.packet._ref import FORMATS
 
 __all__ = [
+    "IMPLEMENTATION",
     "LABEL_SURB",
     "LABEL_SURB_PAYLOAD",
     "ReplyError",
@@ -26,6 +29,16 @@ __all__ = [
 LABEL_SURB = b"fogcore/surb/v1"
 LABEL_SURB_PAYLOAD = b"fogcore/surb/v1/payload"
 _FORMAT_NAMES = {"sphinx": c.FORMAT_SPHINX, "kem": c.FORMAT_KEM}
+
+# The primitives a SURB needs, compiled when built (as `fogcore.packet` chooses its backend),
+# else the reference: the KDF, Lioness and the payload plaintext from `_hop`, and each
+# format's header builder. Both give the same bytes (tests/test_packet_surb.py).
+_hop = compiled("_hop") or c
+_HEADER_BUILDERS = {
+    c.FORMAT_SPHINX: compiled("_sphinx") or _ref_sphinx,
+    c.FORMAT_KEM: compiled("_kem") or _ref_kem,
+}
+IMPLEMENTATION = "py" if _hop is c else "c"
 
 
 class ReplyError(ValueError):
@@ -87,10 +100,20 @@ class SurbKey:
                    tuple(h[128:] for h in hops))
 
 
+def _build_header(fmt: int, route, final: bytes, seed: bytes, method: str):
+    """(header, per-hop Lioness keys, per-hop replay tags) of a SURB's header (§2.4/§3.4)."""
+    header, keys = _HEADER_BUILDERS[fmt].build_header(route, final, seed, method)
+    # The compiled builders return each hop's 256 raw key bytes, the reference `HopKeys`.
+    hops = [k if isinstance(k, c.HopKeys) else c.HopKeys(k) for k in keys]
+    return header, tuple(k.lioness for k in hops), tuple(k.tag for k in hops)
+
+
 def make_surb(route, mailbox: bytes, format: str = "sphinx", rng=None,
-              method: str = "sequential") -> tuple[Surb, SurbKey]:
+              method: str = "reencoded") -> tuple[Surb, SurbKey]:
     """A SURB along `route` (1-5 `NodeInfo`, the last one holding `mailbox`) and the key
-    to open its reply. `rng(n) -> bytes` defaults to os.urandom; one 32-byte draw."""
+    to open its reply. `rng(n) -> bytes` defaults to os.urandom; one 32-byte draw.
+    `method` only chooses how `sphinx` elements are computed (§2.6): every method gives
+    the same bytes."""
     fmt = _FORMAT_NAMES[format]
     mod = FORMATS[fmt]
     if not 1 <= len(route) <= c.MAX_HOPS:
@@ -99,25 +122,24 @@ def make_surb(route, mailbox: bytes, format: str = "sphinx", rng=None,
     if len(mailbox) != c.ID_SIZE:
         raise ValueError("mailbox id must be 32 bytes")
     seed = (rng or os.urandom)(32)
-    derived = c.kdf(LABEL_SURB, seed, 80)
+    derived = _hop.kdf(LABEL_SURB, seed, 80)
     surb_id, payload_key, header_seed = derived[:16], derived[16:48], derived[48:80]
     final = c.make_slot(mod.SLOT_SIZE, c.CMD_REPLY, 0, mailbox, surb_id)
-    header, keys = mod.build_header(route, final, header_seed, method)
+    header, lioness, tags = _build_header(fmt, route, final, header_seed, method)
     surb = Surb(fmt, route[0].node_id, payload_key, header)
-    key = SurbKey(fmt, surb_id, payload_key, tuple(k.lioness for k in keys),
-                  tuple(k.tag for k in keys))
-    return surb, key
+    return surb, SurbKey(fmt, surb_id, payload_key, lioness, tags)
 
 
 def _payload_keys(payload_key: bytes) -> bytes:
-    return c.kdf(LABEL_SURB_PAYLOAD, payload_key, c.LIONESS_KEYS_SIZE)
+    return _hop.kdf(LABEL_SURB_PAYLOAD, payload_key, c.LIONESS_KEYS_SIZE)
 
 
 def build_reply(surb: Surb, message: bytes) -> tuple[bytes, bytes]:
     """(first hop id, frame) of the reply carrying `message` (at most 2030 bytes).
     Deterministic: all randomness was fixed when the SURB was made."""
     mod = FORMATS[surb.fmt]
-    payload = c.lioness_encrypt(_payload_keys(surb.payload_key), c.payload_plaintext(message))
+    payload = _hop.lioness_encrypt(_payload_keys(surb.payload_key),
+                                   _hop.payload_plaintext(message))
     return surb.first_hop, c.pack_frame_header(surb.fmt, mod.PACKET_SIZE) + surb.header + payload
 
 
@@ -128,8 +150,9 @@ def open_reply(key: SurbKey, payload) -> bytes:
         raise ReplyError("reply payload has the wrong size")
     # Undo the hops' Lioness decryptions, last hop first, then the replier's encryption.
     for lioness in reversed(key.hop_keys):
-        payload = c.lioness_encrypt(lioness, payload)
-    message = c.open_plaintext(c.lioness_decrypt(_payload_keys(key.payload_key), payload))
+        payload = _hop.lioness_encrypt(lioness, payload)
+    message = _hop.open_plaintext(_hop.lioness_decrypt(_payload_keys(key.payload_key),
+                                                       payload))
     if message is None:
         raise ReplyError("reply payload failed its integrity check")
     return message
