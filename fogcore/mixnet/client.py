@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import fogcore.packet as packet_api
-from fogcore.delays import EpochDelays
+from fogcore.delays import EpochDelays, vrf_public_key, vrf_secret_key
 from fogcore.mixnet.descriptor import sign_descriptor
 from fogcore.mixnet.fragment import (
     HEADER_SIZE,
@@ -53,11 +53,13 @@ from fogcore.replay import ReplayFilter
 __all__ = [
     "MAILBOX_ID_SIZE",
     "REPLY_CAPACITY",
+    "UNACKED_REASONS",
     "Address",
     "ClientConfig",
     "DeliveryFailed",
     "Envelope",
     "EnvelopeError",
+    "Evidence",
     "LoopbackNetwork",
     "MailboxItem",
     "MessageTooLong",
@@ -99,7 +101,27 @@ class EnvelopeError(ValueError):
 
 
 class TransportError(Exception):
-    """The transport could not send a frame or fetch a mailbox (node unreachable)."""
+    """The transport could not send a frame or fetch a mailbox (node unreachable).
+    `reason` says how: "refused", "connect_timeout", "send_timeout", "unknown" (not in
+    the directory) or "unreachable" (anything else)."""
+
+    def __init__(self, message: str = "", reason: str = "unreachable") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Evidence(enum.Enum):
+    """What the client learnt about the nodes of a route (`MixClient.report`)."""
+
+    ACKED = "acked"  # an acknowledgement came back: the nodes worked
+    LOOP_RETURNED = "loop_returned"  # a loop came back: the nodes worked
+    UNACKED = "unacked"  # a fragment was not acknowledged in time
+    LOOP_LOST = "loop_lost"  # a loop did not come back in time
+    ENTRY_FAILED = "entry_failed"  # the transport could not reach, or lost, this entry
+
+
+#: Why a fragment transmission was never acknowledged (`unacked_<reason>` in stats).
+UNACKED_REASONS = ("timeout", "unconfirmed", "refused", "no_route", "cancelled")
 
 
 class MessageTooLong(ValueError):
@@ -254,9 +276,18 @@ class ClientConfig:
     reassembly_ttl: float = 120.0
     max_surbs: int = 8192
     reply_surb_ttl: float = 3600.0
-    suspect_after: int = 3  # failures without an intervening success before a node is avoided
-    down_for: float = 60.0  # how long an unreachable or suspect node is avoided
+    suspect_after: float = 3.0  # suspicion score at which a node is avoided
+    down_for: float = 60.0  # the longest a node stays avoided after its last bad sign
+    suspicion_half_life: float = 10.0  # seconds for a suspicion score to halve
+    entry_failure_weight: float = 6.0  # score added by a refused/timed-out/lost entry
     inbox_size: int = 1024
+    refresh_interval: float = 3.0  # topology refresh period (with a `directory`)
+    refresh_min_gap: float = 1.0  # refreshes asked for by failures: at most this often
+    refresh_timeout: float = 10.0  # bound of one directory listing
+
+    def max_score(self) -> float:
+        """The score cap: decaying from it to `suspect_after` takes `down_for`."""
+        return self.suspect_after * 2 ** (self.down_for / self.suspicion_half_life)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +321,17 @@ class _SurbEntry:
     target: tuple[bytes, int] | None = None  # (message id, index) for an ack
     attempt: int = 0
     nodes: tuple[bytes, ...] = ()  # mix nodes of the data and ack routes
-    sent_at: float = 0.0  # loop time the data packet left (acks)
+    sent_at: float = 0.0  # monotonic time the data packet left (acks)
+
+
+class _Directory(Protocol):
+    async def refresh(self, topology: Topology): ...
+
+
+@dataclass(slots=True, eq=False)
+class _Waiting:
+    sent_at: float  # monotonic time the packet left
+    abort: asyncio.Future  # set to the reason when its connection was lost
 
 
 class MixClient:
@@ -299,7 +340,11 @@ class MixClient:
     `send` fragments a message, sends each fragment with a SURB for its acknowledgement
     and retransmits unacknowledged fragments on other routes with backoff; `reply` answers
     a received SURB; `receive` returns what arrived. `start` runs the mailbox poller (or
-    call `poll` yourself). `stats` counts everything, losses included."""
+    call `poll` yourself) and, given a `directory` (anything with a coroutine
+    `refresh(topology)`, e.g. `DirectoryClient`), the topology refresher. Every sign of a
+    node's health enters through `report` and lands in the topology's suspicion scores.
+    `stats` counts everything, losses included: every fragment transmission ends
+    acknowledged (`transmissions_acked`) or in one `unacked_<reason>` counter."""
 
     def __init__(
         self,
@@ -310,12 +355,23 @@ class MixClient:
         mailbox: bytes | None = None,
         config: ClientConfig | None = None,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        directory: _Directory | None = None,
     ) -> None:
         self.config = config or ClientConfig()
         if topology.format != self.config.format:
             raise ValueError("the topology holds nodes of another packet format")
+        cfg = self.config
+        topology.suspect_at = cfg.suspect_after
+        topology.half_life = cfg.suspicion_half_life
+        topology.max_score = max(cfg.suspect_after, cfg.max_score())
         self.topology = topology
         self.transport = transport
+        self.directory = directory
+        # A transport that notices lost connections on its own (TcpTransport's probes)
+        # tells the client, which reroutes the fragments that went that way.
+        add_listener = getattr(transport, "add_failure_listener", None)
+        if callable(add_listener):
+            add_listener(self._entry_lost)
         self.address = Address(bytes(gateway),
                                random_bytes(MAILBOX_ID_SIZE) if mailbox is None else bytes(mailbox))
         self._random = random_bytes
@@ -328,10 +384,14 @@ class MixClient:
         self.loop_handler: Callable[[bytes, float], None] | None = None
         self._surbs: OrderedDict[bytes, _SurbEntry] = OrderedDict()
         self._acks: dict[tuple[bytes, int], asyncio.Future] = {}
-        self._suspicion: Counter[bytes] = Counter()
-        # Per node, the latest send time of a packet it carried that was acknowledged.
+        # Per node, the latest send time (monotonic) of a packet it carried that came back.
         self._alive_since: dict[bytes, float] = {}
-        self._last_ack = float("-inf")  # loop time of the latest acknowledgement
+        self._last_success = float("-inf")  # monotonic time of the latest ack or loop back
+        # first hop -> fragment transmissions waiting for their ack through it
+        self._waiting: dict[bytes, set[_Waiting]] = {}
+        self._refresher: asyncio.Task | None = None
+        self._refresh_wanted = asyncio.Event()
+        self._last_refresh = float("-inf")
         self._srtt: float | None = None
         self._rttvar = 0.0
         self._inbox: asyncio.Queue[ReceivedMessage] = asyncio.Queue(self.config.inbox_size)
@@ -352,29 +412,36 @@ class MixClient:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Start polling the mailbox every `poll_interval` seconds."""
+        """Start polling the mailbox every `poll_interval` seconds and, with a
+        directory, refreshing the topology every `refresh_interval` seconds."""
         if self._poller is None:
             self._polling = asyncio.Event()
             self._polling.set()
-            self._poller = asyncio.get_running_loop().create_task(
-                self._poll_forever(self._polling))
+            loop = asyncio.get_running_loop()
+            self._poller = loop.create_task(self._poll_forever(self._polling))
+            if self.directory is not None:
+                self._refresher = loop.create_task(self._refresh_forever(self._polling))
 
     async def stop(self) -> None:
-        """Stop polling; returns once the poller has ended."""
-        poller, self._poller = self._poller, None
-        if poller is None:
+        """Stop polling and refreshing; returns once both tasks have ended."""
+        tasks = [t for t in (self._poller, self._refresher) if t is not None]
+        self._poller = self._refresher = None
+        if not tasks:
             return
-        # The flag ends the loop even when a cancellation is swallowed on the way (Python
+        # The flag ends the loops even when a cancellation is swallowed on the way (Python
         # 3.11's wait_for returns a result that arrives together with the cancellation).
         self._polling.clear()
-        poller.cancel()
-        try:
-            await poller
-        except asyncio.CancelledError:
-            # Ours to absorb only when it is the poller's; a cancellation of stop() goes on.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        self._refresh_wanted.set()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                # Ours to absorb only when it is the task's; a cancellation of stop() goes on.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
 
     async def __aenter__(self) -> MixClient:
         await self.start()
@@ -388,6 +455,98 @@ class MixClient:
             await self.poll()
             if polling.is_set():
                 await asyncio.sleep(self.config.poll_interval)
+
+    # ------------------------------------------------------------------ topology refresh
+
+    async def refresh(self) -> bool:
+        """Refresh the topology from the directory once; False (counted) when it could
+        not be read, and the old snapshot stays."""
+        if self.directory is None:
+            return False
+        from fogcore.mixnet.directory_client import DirectoryError
+
+        self._last_refresh = time.monotonic()
+        try:
+            async with asyncio.timeout(self.config.refresh_timeout):
+                await self.directory.refresh(self.topology)
+        except (DirectoryError, TimeoutError, OSError):
+            self.stats["refresh_errors"] += 1
+            return False
+        self.stats["refreshes"] += 1
+        return True
+
+    def request_refresh(self) -> None:
+        """Ask the refresher for a refresh now (it keeps `refresh_min_gap` between
+        refreshes)."""
+        self._refresh_wanted.set()
+
+    async def _refresh_forever(self, running: asyncio.Event) -> None:
+        cfg = self.config
+        while running.is_set():
+            try:
+                async with asyncio.timeout(cfg.refresh_interval):
+                    await self._refresh_wanted.wait()
+            except TimeoutError:
+                pass
+            if not running.is_set():
+                return
+            # Failures in a burst ask for one refresh, not one each.
+            gap = self._last_refresh + cfg.refresh_min_gap - time.monotonic()
+            if gap > 0:
+                await asyncio.sleep(gap)
+            self._refresh_wanted.clear()
+            if running.is_set():
+                await self.refresh()
+
+    # ------------------------------------------------------------------ node health
+
+    def report(self, evidence: Evidence, nodes: Iterable[bytes],
+               sent_at: float | None = None) -> None:
+        """The one entry of every sign of node health into the topology's scores.
+        `sent_at` (monotonic) is when the packet concerned left.
+
+        A packet that came back clears its nodes. A lost one adds one point to each of
+        its nodes, but only when something else came back after it left (else the
+        recipient or our own link is the likelier cause) and never to a node that carried
+        a packet sent later that came back (it worked after the loss). A failed entry
+        gets `entry_failure_weight` at once and asks for a topology refresh."""
+        topology = self.topology
+        if evidence in (Evidence.ACKED, Evidence.LOOP_RETURNED):
+            when = time.monotonic() if sent_at is None else sent_at
+            self._last_success = time.monotonic()
+            for node in nodes:
+                topology.trust(node)
+                if self._alive_since.get(node, -1.0) < when:
+                    self._alive_since[node] = when
+            return
+        if evidence is Evidence.ENTRY_FAILED:
+            weight = self.config.entry_failure_weight
+            self.request_refresh()
+        else:
+            if sent_at is None or self._last_success <= sent_at:
+                self.stats["suspicion_withheld"] += 1
+                return
+            weight = 1.0
+        for node in nodes:
+            if evidence is not Evidence.ENTRY_FAILED and \
+                    self._alive_since.get(node, -1.0) > sent_at:
+                continue
+            was_suspect = topology.is_suspect(node)
+            topology.suspect(node, weight)
+            if not was_suspect and topology.is_suspect(node):
+                self.stats["nodes_suspected"] += 1
+
+    def _entry_lost(self, node_id: bytes, reason: str, unconfirmed: int,
+                    since: float) -> None:
+        """The transport lost its connection to an entry (`reason`); `unconfirmed` frames
+        written after `since` (monotonic) may never have arrived. Fragments sent through
+        it since then are retransmitted now instead of waiting for their timeout."""
+        self.stats[f"entry_{reason}"] += 1
+        self.stats["frames_unconfirmed"] += unconfirmed
+        self.report(Evidence.ENTRY_FAILED, (node_id,))
+        for waiting in list(self._waiting.get(bytes(node_id), ())):
+            if waiting.sent_at >= since and not waiting.abort.done():
+                waiting.abort.set_result(reason)
 
     # ------------------------------------------------------------------ routes and SURBs
 
@@ -429,9 +588,15 @@ class MixClient:
     async def send_packet(self, route: Route, mailbox: bytes, message: bytes):
         """Build and send one packet carrying `message` along `route` to `mailbox` at the
         route's gateway; return the `BuiltPacket` (its per-hop tags). Raises
-        `TransportError` when the first hop is unreachable."""
+        `TransportError` when the first hop is unreachable (reported to the topology
+        here, for every kind of packet)."""
         built = build_packet(route.infos, mailbox, message, self.config.format, self._random)
-        await self.transport.send_frame(built.first_hop, built.packet)
+        try:
+            await self.transport.send_frame(built.first_hop, built.packet)
+        except TransportError as exc:
+            self.stats[f"entry_{exc.reason}"] += 1
+            self.report(Evidence.ENTRY_FAILED, (route.first_hop,))
+            raise
         self.stats["packets_sent"] += 1
         return built
 
@@ -452,34 +617,13 @@ class MixClient:
             self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - rtt)
             self._srtt = 0.875 * self._srtt + 0.125 * rtt
 
-    def _suspect(self, nodes: Iterable[bytes], sent_at: float) -> None:
-        alive_since = self._alive_since
-        for node in nodes:
-            # A node that carried an acknowledged packet sent after this one was working
-            # after this loss: the blame lies elsewhere on the route.
-            if alive_since.get(node, -1.0) > sent_at:
-                continue
-            self._suspicion[node] += 1
-            if self._suspicion[node] < self.config.suspect_after or node not in self.topology:
-                continue
-            layer = self.topology.node(node).layer
-            # Never empty a layer on suspicion alone: a guess must not stop all traffic.
-            if any(n.node_id != node for n in self.topology.usable(layer)):
-                self.topology.mark_down(node, self.config.down_for)
-                self._suspicion.pop(node)
-                self.stats["nodes_avoided"] += 1
-
-    def _trusted(self, nodes: Iterable[bytes], sent_at: float) -> None:
-        alive_since = self._alive_since
-        for node in nodes:
-            self._suspicion.pop(node, None)
-            if alive_since.get(node, -1.0) < sent_at:
-                alive_since[node] = sent_at
+    def _unacked(self, reason: str) -> None:
+        self.stats[f"unacked_{reason}"] += 1
 
     async def _deliver(self, recipient: Address, message_id: bytes, index: int,
                        fragment: bytes) -> int:
         """Send one fragment until acknowledged; the packets sent, negative when the retry
-        budget ran out."""
+        budget ran out. Every transmission ends acknowledged or counted by reason."""
         cfg = self.config
         loop = asyncio.get_running_loop()
         target = (message_id, index)
@@ -491,13 +635,15 @@ class MixClient:
         # entry node, within its own bound.
         attempt = refusals = 0
         try:
-            while attempt < cfg.max_attempts:
+            while attempt < cfg.max_attempts and not acked.done():
                 timeout = self._timeout(attempt)
+                self.stats["transmissions"] += 1
                 try:
                     route = self.route(recipient.gateway, avoid)
                     ack_route = self.route(self.gateway, avoid)
                 except NoRoute:
                     self.stats["no_route"] += 1
+                    self._unacked("no_route")
                     attempt += 1
                     await asyncio.sleep(timeout)
                     continue
@@ -507,14 +653,14 @@ class MixClient:
                     key, "ack", time.monotonic() + cfg.max_timeout * 2, target, attempt, mixes)
                 self._register_surb(key.surb_id, entry)
                 sent_at = loop.time()
-                entry.sent_at = sent_at
+                entry.sent_at = time.monotonic()
                 try:
                     await self.send_packet(route, recipient.mailbox,
                                            encode_data(surb.to_bytes(), fragment))
                 except TransportError:
-                    # The entry node refused the connection: avoid it and retry at once.
+                    # The entry node is unreachable (reported by send_packet): retry at once.
                     self.stats["send_errors"] += 1
-                    self.topology.mark_down(route.first_hop, cfg.down_for)
+                    self._unacked("refused")
                     avoid.add(route.first_hop)
                     refusals += 1
                     if refusals >= _MAX_REFUSALS:
@@ -525,24 +671,51 @@ class MixClient:
                 attempt += 1
                 packets += 1
                 self.stats["fragments_sent"] += 1
-                done, _ = await asyncio.wait({acked}, timeout=timeout)
-                if done:
-                    acked_attempt = acked.result()
-                    if acked_attempt == 0 and attempt == 1:
+                outcome = await self._await_ack(acked, route.first_hop, entry.sent_at, timeout)
+                if outcome == "acked":
+                    self.stats["transmissions_acked"] += 1
+                    if acked.result() == 0 and attempt == 1:
                         # Karn's rule: only unambiguous round trips feed the estimate.
                         self._rtt_sample(loop.time() - sent_at)
                     return packets
+                self._unacked(outcome)
+                if outcome == "unconfirmed":
+                    # The entry lost the packet (reported by the transport), not the mixes.
+                    avoid.add(route.first_hop)
+                    continue
                 self.stats["fragments_lost"] += 1
-                if self._last_ack > sent_at:
-                    # Other routes delivered meanwhile, so this loss is this route's doing
-                    # (not an offline recipient or our own link): suspect its nodes.
-                    self._suspect(mixes, sent_at)
+                self.report(Evidence.UNACKED, mixes, entry.sent_at)
                 avoid.update(mixes)
             if acked.done():
                 return packets
+            self.stats["fragments_failed"] += 1
             return -max(packets, 1)
         finally:
             self._acks.pop(target, None)
+
+    async def _await_ack(self, acked: asyncio.Future, first_hop: bytes, sent_at: float,
+                         timeout: float) -> str:
+        """"acked", "timeout", or "unconfirmed" when the transport lost the connection
+        the packet went out on (`_entry_lost`)."""
+        waiting = _Waiting(sent_at, asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(first_hop, set()).add(waiting)
+        try:
+            await asyncio.wait({acked, waiting.abort}, timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            self._unacked("cancelled")
+            raise
+        finally:
+            waiters = self._waiting.get(first_hop)
+            if waiters is not None:
+                waiters.discard(waiting)
+                if not waiters:
+                    del self._waiting[first_hop]
+            waiting.abort.cancel()
+        if acked.done():
+            return "acked"
+        return "unconfirmed" if waiting.abort.done() and not waiting.abort.cancelled() \
+            else "timeout"
 
     async def _deliver_windowed(self, recipient, message_id, index, fragment) -> int:
         if self._window is None:
@@ -566,10 +739,15 @@ class MixClient:
         fragments = split_message(body, self.chunk_size, self._random(MESSAGE_ID_SIZE))
         message_id = fragments[0].message_id
         self.stats["messages_sent"] += 1
-        results = await asyncio.gather(*(
-            self._deliver_windowed(recipient, message_id, f.index, f.encode())
-            for f in fragments
-        ))
+        try:
+            results = await asyncio.gather(*(
+                self._deliver_windowed(recipient, message_id, f.index, f.encode())
+                for f in fragments
+            ))
+        except BaseException:
+            # Cancelled (or a bug): the message still ends in exactly one counter.
+            self.stats["messages_abandoned"] += 1
+            raise
         missing = [i for i, r in enumerate(results) if r < 0]
         if missing:
             self.stats["messages_failed"] += 1
@@ -634,8 +812,7 @@ class MixClient:
                 self.stats["bad_items"] += 1
                 return
             self.stats["acks_received"] += 1
-            self._last_ack = asyncio.get_running_loop().time()
-            self._trusted(entry.nodes, entry.sent_at)
+            self.report(Evidence.ACKED, entry.nodes, entry.sent_at)
             future = self._acks.get(entry.target)
             if future is not None and not future.done():
                 future.set_result(entry.attempt)
@@ -771,7 +948,7 @@ class LoopbackNetwork:
         """Every node's descriptor, signed by its identity, as (encoded, signature)."""
         out = []
         for node in self.nodes.values():
-            d = sign_descriptor(node.keys.identity_seed, routing_key=node.keys.routing_public,
+            d = sign_descriptor(node.keys.identity_seed, vrf_key=vrf_public_key(node.keys.identity_seed), routing_key=node.keys.routing_public,
                                 layer=node.layer, format=self.format, address=node.address,
                                 lifetime=lifetime)
             out.append((d.encoded, d.signature))
@@ -803,12 +980,17 @@ class LoopbackNetwork:
     def _epoch_delays(self, node: _LoopbackNode, epoch: int) -> EpochDelays:
         delays = node.epochs.get(epoch)
         if delays is None:
-            delays = EpochDelays(node.keys.identity_seed, epoch, self.mean_delay_us,
+            delays = EpochDelays(vrf_secret_key(node.keys.identity_seed), epoch, self.mean_delay_us,
                                  self.max_delay_us)
             node.epochs[epoch] = delays
             while len(node.epochs) > 4:
                 del node.epochs[min(node.epochs)]
         return delays
+
+    async def vrf_key(self, node_id: bytes) -> bytes | None:
+        """The VRF public key a node publishes in its descriptor, None for an unknown node."""
+        node = self.nodes.get(bytes(node_id))
+        return None if node is None else vrf_public_key(node.keys.identity_seed)
 
     async def epoch_proof(self, node_id: bytes, epoch: int) -> bytes | None:
         """A node's VRF proof for `epoch`, published only once the epoch is over."""
@@ -823,7 +1005,7 @@ class LoopbackNetwork:
         """Hand a frame to a node; TransportError when it is unknown or down."""
         node = self.nodes.get(bytes(first_hop))
         if node is None or node.down:
-            raise TransportError("connection refused")
+            raise TransportError("connection refused", "refused")
         self._schedule(0.0, bytes(first_hop), bytes(frame))
 
     async def fetch_mailbox(self, gateway: bytes, mailbox: bytes) -> list[MailboxItem]:

@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from fogcore import delays, vrf
-from fogcore.mixnet.client import MixClient, TransportError, encode_drop, encode_loop
+from fogcore.mixnet.client import (
+    Evidence,
+    MixClient,
+    TransportError,
+    encode_drop,
+    encode_loop,
+)
 from fogcore.mixnet.topology import NoRoute
 
 __all__ = [
@@ -295,6 +301,7 @@ class _Outstanding:
     tags: tuple[bytes, ...]
     sent_at: float
     deadline: float = field(default=0.0)
+    sent_mono: float = field(default=0.0)  # monotonic, for the client's health evidence
 
 
 class CoverTraffic:
@@ -302,8 +309,10 @@ class CoverTraffic:
     `drop_rate` packets per second; 0 turns a stream off).
 
     Returned loops are timed (`latencies`) and handed to `auditor` when given; loops not
-    back within `loop_timeout` seconds count as lost. `stats` counts sends, returns,
-    losses and errors."""
+    back within `loop_timeout` seconds count as lost. Both feed the client's suspicion of
+    the loop's mix nodes (`MixClient.report`): a loop back clears them, a lost one raises
+    them. `stats` counts sends, returns, losses and errors; `loops_sent_via` and
+    `loops_returned_via` count loops per node of their routes (gateway included)."""
 
     def __init__(
         self,
@@ -331,6 +340,10 @@ class CoverTraffic:
         self._tasks: list[asyncio.Task] = []
         self.stats: Counter[str] = Counter()
         self.latencies: deque[float] = deque(maxlen=10_000)
+        self.loops_sent_via: Counter[bytes] = Counter()
+        self.loops_returned_via: Counter[bytes] = Counter()
+        # Loops counted lost, remembered for a while so that a late one is known as late.
+        self._expired: OrderedDict[bytes, _Outstanding] = OrderedDict()
         client.loop_handler = self._loop_returned
 
     async def start(self) -> None:
@@ -370,28 +383,31 @@ class CoverTraffic:
                 await asyncio.sleep(wait)
             await send()
 
-    async def send_loop(self) -> None:
-        """Send one loop through a full route back to the client's own mailbox."""
+    async def send_loop(self) -> bytes | None:
+        """Send one loop through a full route back to the client's own mailbox; its loop
+        id, or None when it could not be sent (counted)."""
         self.expire_loops()
         try:
             route = self.client.route(self.client.gateway)
         except NoRoute:
             self.stats["no_route"] += 1
-            return
+            return None
         loop_id = self._random(LOOP_ID_SIZE)
-        sent_at = time.time()
+        sent_at, sent_mono = time.time(), time.monotonic()
         try:
             built = await self.client.send_packet(route, self.client.mailbox,
                                                   encode_loop(loop_id, self._random))
         except TransportError:
             self.stats["send_errors"] += 1
-            return
+            return None
         while len(self._outstanding) >= self._max_outstanding:
             self._outstanding.popitem(last=False)
             self.stats["loops_lost"] += 1
         self._outstanding[loop_id] = _Outstanding(route.node_ids, built.tags, sent_at,
-                                                  sent_at + self.loop_timeout)
+                                                  sent_at + self.loop_timeout, sent_mono)
+        self.loops_sent_via.update(route.node_ids)
         self.stats["loops_sent"] += 1
+        return loop_id
 
     async def send_drop(self) -> None:
         """Send one drop: a full route to a random mailbox at a random gateway."""
@@ -413,7 +429,11 @@ class CoverTraffic:
         now = time.time()
         expired = [lid for lid, o in self._outstanding.items() if o.deadline <= now]
         for lid in expired:
-            del self._outstanding[lid]
+            lost = self._outstanding.pop(lid)
+            self.client.report(Evidence.LOOP_LOST, lost.route[:-1], lost.sent_mono)
+            self._expired[lid] = lost
+            if len(self._expired) > self._max_outstanding:
+                self._expired.popitem(last=False)
         self.stats["loops_lost"] += len(expired)
         return len(expired)
 
@@ -425,9 +445,17 @@ class CoverTraffic:
     def _loop_returned(self, loop_id: bytes, received_at: float) -> None:
         sent = self._outstanding.pop(loop_id, None)
         if sent is None:
-            self.stats["unknown_loops"] += 1
+            late = self._expired.pop(loop_id, None)
+            if late is None:
+                self.stats["unknown_loops"] += 1
+                return
+            # Counted lost already; its nodes did work, only slowly.
+            self.stats["loops_late"] += 1
+            self.client.report(Evidence.LOOP_RETURNED, late.route[:-1], late.sent_mono)
             return
         self.stats["loops_returned"] += 1
+        self.loops_returned_via.update(sent.route)
+        self.client.report(Evidence.LOOP_RETURNED, sent.route[:-1], sent.sent_mono)
         record = LoopRecord(loop_id, sent.route, sent.tags, sent.sent_at, received_at)
         self.latencies.append(record.latency)
         if self.auditor is not None:

@@ -79,10 +79,12 @@ def test_down_nodes_are_never_chosen_and_come_back():
     assert all(topo.select_route(gateway).first_hop == alive for _ in range(40))
     clock.now += 31
     assert topo.is_usable(dead)
+    # Every entry down: the layer is not emptied, the least suspect node still serves.
     topo.mark_down(alive)
     topo.mark_down(dead)
-    with pytest.raises(NoRoute, match="entry"):
-        topo.select_route(gateway)
+    topo.suspect(dead, 1.0)
+    assert all(topo.select_route(gateway).first_hop == alive for _ in range(10))
+    assert topo.fallbacks == 10
     topo.mark_up(dead)
     assert topo.select_route(gateway).first_hop == dead
     topo.mark_down(gateway)
@@ -196,3 +198,65 @@ def test_directory_unreachable(run):
                 await directory.list_nodes()
 
     run(body())
+
+
+def test_suspicion_steers_choice_never_empties_a_layer_and_decays():
+    clock = Clock()
+    net = LoopbackNetwork(seed=b"suspect", layer_sizes=(2, 2, 2), gateways=1)
+    topo = net.topology(clock=clock, rng=random.Random(3))
+    topo.half_life, topo.suspect_at = 10.0, 3.0
+    gateway = net.layer(GATEWAY)[0]
+    a, b = net.layer(ENTRY)
+    topo.suspect(a, 6.0)
+    assert topo.is_suspect(a) and topo.suspicion(a) == 6.0
+    assert all(topo.select_route(gateway).first_hop == b for _ in range(20))
+    # Both suspect: the least suspect one carries the traffic, never NoRoute.
+    topo.suspect(b, 9.0)
+    assert all(topo.select_route(gateway).first_hop == a for _ in range(20))
+    assert topo.fallbacks == 20
+    # An acknowledgement over b clears it.
+    topo.trust(b)
+    assert all(topo.select_route(gateway).first_hop == b for _ in range(20))
+    # Scores halve every half-life: after 11 s, a (6 → < 3) is used again.
+    clock.now += 11
+    assert not topo.is_suspect(a)
+    assert {topo.select_route(gateway).first_hop for _ in range(40)} == {a, b}
+    # The cap bounds how long a node can stay avoided.
+    topo.max_score = 12.0
+    topo.suspect(a, 1000.0)
+    assert topo.suspicion(a) == 12.0
+    clock.now += 21
+    assert not topo.is_suspect(a)
+
+
+def test_refresh_drops_unlisted_nodes_but_never_empties_a_layer():
+    clock = Clock()
+    net = LoopbackNetwork(seed=b"listing", layer_sizes=(2, 2, 2), gateways=1)
+    topo = net.topology(clock=clock)
+    gateway = net.layer(GATEWAY)[0]
+    a, b = net.layer(ENTRY)
+    listing = {d[0]: d for d in net.descriptors()}
+
+    def without(*node_ids):
+        return [entry for entry in net.descriptors()
+                if not any(nid in entry[0] for nid in node_ids)]
+
+    assert len(listing) == 7
+    # The directory leaves `a` out: it is no longer chosen, though its copy is valid.
+    result = topo.refresh(without(a))
+    assert result.accepted == 6 and result.retained == 0 and a not in topo
+    assert all(topo.select_route(gateway).first_hop == b for _ in range(20))
+    # Both entries left out: the last known ones stay, so the client is not stranded.
+    topo.suspect(b, 5.0)
+    result = topo.refresh(without(a, b))
+    assert result.accepted == 5 and result.retained == 1 and b in topo and a not in topo
+    assert topo.select_route(gateway).first_hop == b
+    # Listed again: back in the choice, with a clean score.
+    result = topo.refresh(net.descriptors())
+    assert result.accepted == 7 and result.retained == 0
+    assert topo.suspicion(b) == 0.0
+    assert {topo.select_route(gateway).first_hop for _ in range(40)} == {a, b}
+    # A layer that has no node at all is the only NoRoute.
+    empty = LoopbackNetwork(seed=b"empty", layer_sizes=(0, 1, 1), gateways=1)
+    with pytest.raises(NoRoute, match="entry"):
+        empty.topology().select_route(empty.layer(GATEWAY)[0])
