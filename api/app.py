@@ -59,6 +59,23 @@ def _suites(settings: Settings) -> tuple[str, ...]:
     return tuple(available_suites())
 
 
+async def _start_prober(settings: Settings, ctx: ApiContext):
+    """The directory's reachability prober (docs/directory.md §5), when enabled."""
+    if settings.directory_probe_interval_s <= 0:
+        return None
+    from fogcore.mixnet.reachability import ProbeSettings, ReachabilityProber
+
+    prober = ReachabilityProber(
+        ctx.store.directory,
+        ProbeSettings(interval_s=settings.directory_probe_interval_s,
+                      unreachable_after_s=settings.directory_unreachable_after_s,
+                      loopback_only=settings.directory_probe_loopback_only),
+        registry=ctx.metrics.registry,
+    )
+    await prober.start()
+    return prober
+
+
 class ApiApp(Starlette):
     """Starlette with only our middleware around the router. Starlette would add
     `ServerErrorMiddleware` outermost and `ExceptionMiddleware` innermost; ours do both
@@ -100,6 +117,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                 if created:
                     log.info("created the first admin from the environment",
                              extra={"username": created})
+            prober = await _start_prober(settings, ctx)
+            app.state.prober = prober
             log.info("api started", extra={"database": ctx.store.backend})
             # Objects alive after start-up live as long as the process: keep them out of
             # the collector's full passes, which otherwise stall requests under load.
@@ -107,6 +126,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             gc.freeze()
             yield
         finally:
+            if getattr(app.state, "prober", None) is not None:
+                await app.state.prober.stop()
+                app.state.prober = None
             if ctx.bench is not None:
                 await ctx.bench.close()
             if ctx.access_log is not None:

@@ -32,6 +32,8 @@ __all__ = [
     "NodeRegister",
     "NodeOut",
     "NodeList",
+    "NodeLeave",
+    "NodeState",
     "VrfProofOut",
     "VrfPublish",
     "VrfAuditRequest",
@@ -201,11 +203,16 @@ class ApiKeyList(Struct, kw_only=True):
 # --------------------------------------------------------------------------- directory
 
 
+NodeState = Literal["unknown", "up", "unreachable", "draining"]
+
+
 class NodeQuery(Struct, kw_only=True):
-    """Directory filters and page."""
+    """Directory filters and page. `state`: `listed` (default: `unknown` and `up`, the
+    nodes to route through), `all`, or one state."""
 
     layer: Annotated[int, Meta(ge=0, le=3)] | None = None
     format: Literal["sphinx", "kem"] | None = None
+    state: Literal["listed", "all", "unknown", "up", "unreachable", "draining"] = "listed"
     limit: Limit = 100
     offset: Offset = 0
 
@@ -230,8 +237,18 @@ class NodeOut(Struct, kw_only=True):
     published_at: Time
     refreshed_at: Time
     expires_at: Time
+    state: NodeState
+    state_since: Time
     descriptor: str
     signature: str
+
+
+class NodeLeave(Struct, **_REQUEST):
+    """A node's signed leave announcement: its Unix time in seconds and the Ed25519
+    signature (hex) over `b"fogcore leave v1" + node_id + at` (8 bytes, big-endian)."""
+
+    at: Annotated[int, Meta(ge=0, le=2**63 - 1)]
+    signature: Annotated[str, Meta(max_length=256, pattern=r"^(?:[0-9a-fA-F]{2})*$")]
 
 
 class NodeList(Struct, kw_only=True):

@@ -55,6 +55,13 @@ class Settings:
     auth_cache_ttl: float = 2.0
     #: Seconds the dashboard aggregates and directory pages are reused.
     read_cache_ttl: float = 1.0
+    #: Seconds between reachability probes of each directory node; 0: no prober. The
+    #: field defaults to off (apps built in code, tests); `from_env` turns it on (1 s).
+    directory_probe_interval_s: float = 0.0
+    #: Seconds without a valid probe acknowledgement before a node is `unreachable`.
+    directory_unreachable_after_s: float = 5.0
+    #: Probe only loopback addresses (skip others, logged once).
+    directory_probe_loopback_only: bool = False
     #: Where benchmark result files go; None: `<data dir>/bench`.
     bench_dir: str | None = None
     #: Suites the API may start; None: every installed suite.
@@ -101,6 +108,15 @@ class Settings:
         ):
             if env.get(name):
                 values[attr] = env[name].strip().lower() in ("1", "true", "yes", "on")
+        values["directory_probe_interval_s"] = float(
+            env.get("FOG_DIRECTORY_PROBE_INTERVAL_S") or 1.0)
+        if env.get("FOG_DIRECTORY_UNREACHABLE_AFTER_S"):
+            values["directory_unreachable_after_s"] = float(
+                env["FOG_DIRECTORY_UNREACHABLE_AFTER_S"])
+        if env.get("FOG_DIRECTORY_PROBE_LOOPBACK_ONLY"):
+            values["directory_probe_loopback_only"] = (
+                env["FOG_DIRECTORY_PROBE_LOOPBACK_ONLY"].strip().lower()
+                in ("1", "true", "yes", "on"))
         values.update(overrides)
         return cls(**values)
 

@@ -124,6 +124,11 @@ class ProbeMetrics:
         self._states = states or dict
         self.registry.register(self)
 
+    def close(self) -> None:
+        """Remove these metrics from the registry (a prober started again registers anew)."""
+        for collector in (self.probes, self.acks, self.failures, self):
+            self.registry.unregister(collector)
+
     def collect(self):
         """The nodes-by-state gauge (the registry's collector interface)."""
         gauge = GaugeMetricFamily("fogcore_directory_nodes",
@@ -202,6 +207,7 @@ class ReachabilityProber:
         self._wall = wall
         self._targets: dict[str, _Target] = {}
         self.metrics = ProbeMetrics(registry, self.state_counts)
+        self._metrics_open = True
         self._generation = 0
         self._next_refresh = 0.0
         self._refused_addresses: set[str] = set()
@@ -228,6 +234,9 @@ class ReachabilityProber:
         for target in self._targets.values():
             self._close(target)
         self._targets.clear()
+        if self._metrics_open:
+            self._metrics_open = False
+            self.metrics.close()
 
     def states(self) -> dict[str, str]:
         """node id → the state last recorded (or read) for each probed node."""

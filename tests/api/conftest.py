@@ -46,6 +46,8 @@ def test_settings(store_url: str, tmp_path, **overrides) -> Settings:
         read_cache_ttl=0.0,
         rate_limit=RateLimit(10_000, 10_000),
         login_rate_limit=RateLimit(10_000, 10_000),
+        # The prober is off unless a test turns it on, and never probes made-up addresses.
+        directory_probe_loopback_only=True,
     )
     values.update(overrides)
     return Settings(**values)
