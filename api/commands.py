@@ -8,6 +8,8 @@ import getpass
 import os
 import sys
 
+from .server import SERVER_OPTIONS  # re-exported: the one definition is in server.py
+
 __all__ = ["COMMANDS", "SERVER_OPTIONS"]
 
 
@@ -23,22 +25,12 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
     )
 
 
-#: How `fogcore serve` runs uvicorn (the API benchmark serves its apps the same way).
-SERVER_OPTIONS = {
-    "workers": 1,
-    "http": "httptools",
-    "access_log": False,  # the app writes its own structured line per request
-    "log_config": None,  # keep the JSON logging configured by the caller
-    "server_header": False,
-    "proxy_headers": False,  # client addresses come from the socket unless configured
-}
-
-
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
     from .logs import configure_logging
+    from .server import server_options
     from .settings import Settings
 
     overrides = {}
@@ -58,8 +50,9 @@ def _serve(args: argparse.Namespace) -> int:
         loop = "uvloop"
     except ImportError:  # pragma: no cover - uvloop is a dependency where it exists
         loop = "asyncio"
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, loop=loop,
-                **SERVER_OPTIONS)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, loop=loop,
+                **server_options(app))
     return 0
 
 

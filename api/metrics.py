@@ -17,9 +17,14 @@ from collections.abc import Iterator
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
-__all__ = ["ApiMetrics", "RequestStats", "CONTENT_TYPE"]
+__all__ = ["ApiMetrics", "HeadStats", "RequestStats", "CONTENT_TYPE", "HEAD_REFUSAL_REASONS"]
 
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 
@@ -73,14 +78,45 @@ class RequestStats:
         yield latency
 
 
+#: Why the HTTP protocol refused a request head (the `reason` label).
+HEAD_REFUSAL_REASONS = ("header_fields", "header_bytes", "head_timeout", "incomplete_heads")
+
+
+class HeadStats:
+    """Request heads refused before they reached the app, by reason, and the connections
+    whose head is arriving now. Updated by the HTTP protocol on the event loop's thread."""
+
+    def __init__(self) -> None:
+        self.refused: dict[str, int] = dict.fromkeys(HEAD_REFUSAL_REASONS, 0)
+        self.incomplete = 0
+
+    def collect(self) -> Iterator[Metric]:
+        """The two metric families (the registry's collector interface)."""
+        refused = CounterMetricFamily(
+            "fogcore_http_heads_refused",
+            "Request heads refused before reaching the app, by reason",
+            labels=("reason",),
+        )
+        for reason, count in list(self.refused.items()):
+            refused.add_metric((reason,), count)
+        yield refused
+        yield GaugeMetricFamily(
+            "fogcore_http_incomplete_heads",
+            "Connections whose request head is still arriving",
+            value=self.incomplete,
+        )
+
+
 class ApiMetrics:
     """The API's own metrics: `observe` per request (`RequestStats`), and the counters of
-    rarer events (rate-limit refusals, authentication failures)."""
+    rarer events (rate-limit refusals, authentication failures, refused request heads)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.stats = RequestStats()
         self.registry.register(self.stats)
+        self.heads = HeadStats()
+        self.registry.register(self.heads)
         self.rate_limited = Counter(
             "fogcore_http_rate_limited",
             "Requests refused with 429, by limit",

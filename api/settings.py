@@ -74,6 +74,24 @@ class Settings:
     bootstrap_admin: bool = True
     #: Add Strict-Transport-Security (only when served over HTTPS).
     hsts: bool = False
+    #: Most header fields in one request head (431 beyond it).
+    max_header_fields: int = 100
+    #: Largest request head (request target and header fields), in bytes (431 beyond it).
+    max_head_bytes: int = 16 * 1024
+    #: Seconds a request head may take to arrive, from the connection or from the first
+    #: byte of a later request on it (408 and close beyond it).
+    head_timeout: float = 10.0
+    #: Most connections whose request head is still arriving; beyond it the oldest is closed.
+    max_incomplete_heads: int = 256
+    #: Failed logins on one account before further attempts on it are refused.
+    login_backoff_failures: int = 5
+    #: First refusal window after `login_backoff_failures` failures, seconds; each further
+    #: failure doubles it, up to `login_backoff_max`.
+    login_backoff_base: float = 30.0
+    #: Longest refusal window, seconds.
+    login_backoff_max: float = 3600.0
+    #: Most accounts (known or not) whose failures are remembered (least recently used go).
+    login_backoff_accounts: int = 100_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -90,6 +108,14 @@ class Settings:
             "FOG_API_AUTH_CACHE_TTL": ("auth_cache_ttl", float),
             "FOG_API_READ_CACHE_TTL": ("read_cache_ttl", float),
             "FOG_BENCH_DIR": ("bench_dir", str),
+            "FOG_API_MAX_HEADER_FIELDS": ("max_header_fields", int),
+            "FOG_API_MAX_HEAD_BYTES": ("max_head_bytes", int),
+            "FOG_API_HEAD_TIMEOUT": ("head_timeout", float),
+            "FOG_API_MAX_INCOMPLETE_HEADS": ("max_incomplete_heads", int),
+            "FOG_API_LOGIN_BACKOFF_FAILURES": ("login_backoff_failures", int),
+            "FOG_API_LOGIN_BACKOFF_BASE": ("login_backoff_base", float),
+            "FOG_API_LOGIN_BACKOFF_MAX": ("login_backoff_max", float),
+            "FOG_API_LOGIN_BACKOFF_ACCOUNTS": ("login_backoff_accounts", int),
         }
         for name, (attr, convert) in simple.items():
             if env.get(name):

@@ -545,11 +545,11 @@ def _serve(ns: argparse.Namespace) -> None:
             **overrides,
         )
         app = create_app(settings)
-    from fogcore.api.commands import SERVER_OPTIONS
+    from fogcore.api.server import server_options
 
     # Both apps exactly as `fogcore serve` runs the API.
     uvicorn.run(app, host="127.0.0.1", port=ns.port, loop="uvloop", log_level="warning",
-                **SERVER_OPTIONS)
+                **server_options(app))
 
 
 def _main(argv: list[str] | None = None) -> None:

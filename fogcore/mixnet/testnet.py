@@ -184,10 +184,12 @@ class _Server:
             def capture_signals(self):
                 yield
 
-        # A bounded graceful shutdown: a client holding a request open cannot stop `stop()`.
-        config = uvicorn.Config(app, loop="none", http="httptools", access_log=False,
-                                log_config=None, server_header=False, lifespan="on",
-                                timeout_graceful_shutdown=10)
+        from fogcore.api.server import server_options
+
+        # Served as `fogcore serve` serves it (head limits, no X-Forwarded-For rewriting);
+        # a bounded graceful shutdown: a client holding a request open cannot stop `stop()`.
+        config = uvicorn.Config(app, loop="none", lifespan="on", timeout_graceful_shutdown=10,
+                                **server_options(app))
         self.server = Quiet(config)
         self.sock = sock
         self.task: asyncio.Task | None = None

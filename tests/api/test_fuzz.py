@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from fogcore.api import create_app
 from fogcore.api.auth import _hash_password_sync, new_api_key, token_hash
+from fogcore.api.server import server_options
 from fogcore.store import open_store
 
 from .conftest import test_settings
@@ -54,7 +55,8 @@ def _serve(app):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, loop="asyncio",
-                                           log_level="warning", lifespan="on"))
+                                           log_level="warning", lifespan="on",
+                                           **server_options(app)))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
