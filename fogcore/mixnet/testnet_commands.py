@@ -105,8 +105,18 @@ def _up(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------- clients
 
 
+def client_config(fmt: str, hops: int):
+    """The `ClientConfig` of `ping`, `send` and `recv`: the library's defaults (topology
+    refresh, suspicion and its decay) with a fast mailbox poll for a local testnet."""
+    from fogcore.mixnet.client import ClientConfig
+
+    return ClientConfig(format=fmt, hops=hops, poll_interval=0.02, ack_timeout=3.0,
+                        max_attempts=6)
+
+
 class _Session:
-    """A client of the running testnet: directory, topology, transport, `MixClient`."""
+    """A client of the running testnet: directory, topology, transport, `MixClient`
+    (which refreshes its topology from the same directory while it runs)."""
 
     def __init__(self, data_dir: Path, hops: int, identity: dict | None = None):
         self.data_dir = data_dir
@@ -116,7 +126,7 @@ class _Session:
         self._closers = []
 
     async def __aenter__(self):
-        from fogcore.mixnet.client import ClientConfig, MixClient
+        from fogcore.mixnet.client import MixClient
         from fogcore.mixnet.directory_client import DirectoryClient, DirectoryError
         from fogcore.mixnet.resolver import DirectoryResolver
         from fogcore.mixnet.testnet import TestnetError, read_state
@@ -154,9 +164,8 @@ class _Session:
             gateway = gateways[int.from_bytes(os.urandom(2), "big") % len(gateways)]
             if identity is not None:
                 identity["gateway"] = gateway.hex()
-        config = ClientConfig(format=fmt, hops=self.hops, poll_interval=0.02,
-                              ack_timeout=3.0, max_attempts=6, down_for=30.0)
-        self.client = MixClient(topology, transport, gateway, mailbox=mailbox, config=config)
+        self.client = MixClient(topology, transport, gateway, mailbox=mailbox,
+                                config=client_config(fmt, self.hops), directory=directory)
         await self.client.start()
         return self
 
@@ -182,50 +191,59 @@ def _add_ping(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="seconds to wait for the last loop (default 10)")
     parser.add_argument("--hops", type=int, default=4, help="hops per route, 2-5 (default 4)")
+    parser.add_argument("--loop-timeout", type=float, default=2.0,
+                        help="seconds after which a loop counts as lost and its nodes "
+                             "become suspect (default 2)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     _add_data(parser)
 
 
-async def ping(data_dir: Path, count: int, *, hops: int = 4, interval: float = 0.02,
-               timeout: float = 10.0) -> dict:
-    """Send `count` loop messages through the running testnet back to a fresh mailbox;
-    delivered count, loss and round-trip latency percentiles (milliseconds)."""
-    from fogcore.mixnet.client import TransportError, encode_loop
-    from fogcore.mixnet.topology import NoRoute
+async def run_ping(client, count: int, *, interval: float = 0.02, timeout: float = 10.0,
+                   loop_timeout: float = 2.0) -> dict:
+    """Send `count` loops through `client` (started) back to its own mailbox, one every
+    `interval` seconds, and wait up to `timeout` seconds for the last. Loops go through
+    `CoverTraffic`, so each one that returns clears its nodes and each one missing after
+    `loop_timeout` raises their suspicion: later loops route around a dead node."""
+    from fogcore.mixnet.cover import CoverTraffic
 
+    cover = CoverTraffic(client, loop_rate=0, drop_rate=0, loop_timeout=loop_timeout)
+    cover_handler = client.loop_handler
     sent: dict[bytes, float] = {}
     latencies: dict[bytes, float] = {}
     errors = 0
-    async with _Session(data_dir, hops) as session:
-        client = session.client
-        done = asyncio.Event()
+    done = asyncio.Event()
 
-        def on_loop(loop_id: bytes, received_at: float) -> None:
-            if loop_id in sent and loop_id not in latencies:
-                latencies[loop_id] = (received_at - sent[loop_id]) * 1000
-                if len(latencies) == count:
-                    done.set()
+    def on_loop(loop_id: bytes, received_at: float) -> None:
+        if loop_id in sent and loop_id not in latencies:
+            latencies[loop_id] = (received_at - sent[loop_id]) * 1000
+            if len(latencies) == len(sent):
+                done.set()
+        cover_handler(loop_id, received_at)
 
-        client.loop_handler = on_loop
-        for _ in range(count):
-            loop_id = os.urandom(16)
-            try:
-                route = client.route(client.gateway)
-                sent[loop_id] = time.time()
-                await client.send_packet(route, client.mailbox, encode_loop(loop_id))
-            except (TransportError, NoRoute):
-                errors += 1
-            await asyncio.sleep(interval)
-        if count:
-            try:
-                async with asyncio.timeout(timeout):
-                    await done.wait()
-            except TimeoutError:
-                pass
+    client.loop_handler = on_loop
+    for _ in range(count):
+        started = time.time()
+        loop_id = await cover.send_loop()
+        if loop_id is None:
+            errors += 1
+        else:
+            sent[loop_id] = started
+        await asyncio.sleep(interval)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while sent and len(latencies) < len(sent) and loop.time() < deadline:
+        try:
+            async with asyncio.timeout(min(0.25, max(0.0, deadline - loop.time()))):
+                await done.wait()
+        except TimeoutError:
+            cover.expire_loops()
+    cover.expire_loops()
     values = list(latencies.values())
+    topology = client.topology
+    nodes = sorted(set(cover.loops_sent_via) | {n.node_id for n in topology.nodes()})
     return {
         "format": client.config.format,
-        "hops": hops,
+        "hops": client.config.hops,
         "sent": count,
         "delivered": len(values),
         "lost": count - len(values),
@@ -234,7 +252,28 @@ async def ping(data_dir: Path, count: int, *, hops: int = 4, interval: float = 0
         "latency_ms": {"p50": _percentile(values, 0.5), "p90": _percentile(values, 0.9),
                        "p99": _percentile(values, 0.99),
                        "min": min(values, default=0.0), "max": max(values, default=0.0)},
+        "client": dict(sorted(client.stats.items())),
+        "cover": dict(sorted(cover.stats.items())),
+        "transport": dict(sorted(getattr(client.transport, "counters", {}).items())),
+        "nodes": [{
+            "node_id": node_id.hex(),
+            "layer": topology.node(node_id).layer_name if node_id in topology else None,
+            "in_topology": node_id in topology,
+            "loops_sent": cover.loops_sent_via[node_id],
+            "loops_returned": cover.loops_returned_via[node_id],
+            "suspicion": round(topology.suspicion(node_id), 3),
+        } for node_id in nodes],
     }
+
+
+async def ping(data_dir: Path, count: int, *, hops: int = 4, interval: float = 0.02,
+               timeout: float = 10.0, loop_timeout: float = 2.0) -> dict:
+    """Send `count` loop messages through the running testnet back to a fresh mailbox
+    (`run_ping`): delivery, loss, round-trip latency percentiles (milliseconds), the
+    client's counters and the loops sent and returned through each node."""
+    async with _Session(data_dir, hops) as session:
+        return await run_ping(session.client, count, interval=interval, timeout=timeout,
+                              loop_timeout=loop_timeout)
 
 
 def _ping(args: argparse.Namespace) -> int:
@@ -247,7 +286,7 @@ def _ping(args: argparse.Namespace) -> int:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             result = runner.run(ping(args.data or default_testnet_dir(), args.count,
                                      hops=args.hops, interval=args.interval,
-                                     timeout=args.timeout))
+                                     timeout=args.timeout, loop_timeout=args.loop_timeout))
     except TestnetError as exc:
         print(f"fogcore ping: {exc}", file=sys.stderr)
         return 1

@@ -309,13 +309,13 @@ class Topology:
             return self._rng.choice(preferred or healthy)
         # Every node of the layer is suspect or down: the least suspect one still carries
         # traffic (a guess must never stop all of it); a down mark is the last resort.
+        # A node to avoid (it just failed this sender) is passed over here too.
         self.fallbacks += 1
         pool = [n for n in candidates if self.is_usable(n.node_id)] or candidates
+        pool = [n for n in pool if n.node_id not in avoid] or pool
         scores = {n.node_id: self.suspicion(n.node_id) for n in pool}
         least = min(scores.values())
-        ties = [n for n in pool if scores[n.node_id] == least]
-        preferred = [n for n in ties if n.node_id not in avoid]
-        return self._rng.choice(preferred or ties)
+        return self._rng.choice([n for n in pool if scores[n.node_id] == least])
 
     def select_route(self, gateway: bytes, hops: int = DEFAULT_HOPS,
                      avoid: Iterable[bytes] = ()) -> Route:

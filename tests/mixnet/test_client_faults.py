@@ -1,0 +1,399 @@
+"""Clients that never strand themselves and reroute in seconds (docs/client.md §1.3, §4):
+every way a node can fail (suspicion, a refused connection, a connection timeout, an
+entry whose probes go unanswered, the directory leaving nodes out) leaves each layer with
+a node, delivery goes on through the remaining one, a node that recovers is used again,
+and every lost transmission is accounted for. Loopback networks of real packet
+processing, TCP fronts for the entry nodes where the transport is under test, and real
+`MixNode`s on 127.0.0.1 for `fogcore ping`. Both implementations, both event loops."""
+
+import asyncio
+import socket
+from collections import Counter
+
+import pytest
+from conftest import load_impl
+
+from fogcore.mixnet.client import (
+    UNACKED_REASONS,
+    ClientConfig,
+    Evidence,
+    LoopbackNetwork,
+    MixClient,
+)
+from fogcore.mixnet.control import (
+    CONTROL_FORMAT,
+    CONTROL_LENGTH,
+    PROBE,
+    STATE_UP,
+    ControlSigner,
+    decode_control,
+)
+from fogcore.mixnet.links import StaticResolver
+from fogcore.mixnet.topology import ENTRY, GATEWAY, MIX, Topology
+from fogcore.mixnet.transport import TcpTransport
+from fogcore.packet import _ref as packet_ref
+
+from .conftest import wait_for
+
+
+def make_network(impl_mode, **kwargs) -> LoopbackNetwork:
+    backend = load_impl(impl_mode, "_batch", packet_ref)
+    kwargs.setdefault("layer_sizes", (2, 2, 2))
+    kwargs.setdefault("gateways", 1)
+    return LoopbackNetwork(backend=backend, mean_delay_us=500, **kwargs)
+
+
+def fast_config(**kwargs) -> ClientConfig:
+    values = dict(poll_interval=0.005, ack_timeout=0.4, min_timeout=0.1, max_timeout=2.0,
+                  max_attempts=6, refresh_interval=0.05, refresh_min_gap=0.02)
+    values.update(kwargs)
+    return ClientConfig(**values)
+
+
+class Counting:
+    """A transport wrapper that counts the first hops frames were handed to."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.first_hops: Counter[bytes] = Counter()
+
+    async def send_frame(self, first_hop, frame):
+        self.first_hops[bytes(first_hop)] += 1
+        await self.inner.send_frame(first_hop, frame)
+
+    async def fetch_mailbox(self, gateway, mailbox):
+        return await self.inner.fetch_mailbox(gateway, mailbox)
+
+    def add_failure_listener(self, listener):
+        add = getattr(self.inner, "add_failure_listener", None)
+        if add is not None:
+            add(listener)
+
+
+class Listing:
+    """A directory whose listing leaves out the nodes in `hidden`."""
+
+    def __init__(self, net):
+        self.net = net
+        self.hidden: set[bytes] = set()
+        self.refreshes = 0
+
+    async def refresh(self, topology: Topology):
+        self.refreshes += 1
+        return topology.refresh([d for d in self.net.descriptors()
+                                 if not any(h in d[0] for h in self.hidden)])
+
+
+def accounted(client: MixClient) -> None:
+    """Every transmission ended acknowledged or lost for a counted reason; every message
+    ended delivered or failed."""
+    s = client.stats
+    lost = sum(s[f"unacked_{r}"] for r in UNACKED_REASONS)
+    assert s["transmissions"] == s["transmissions_acked"] + lost, dict(s)
+    assert s["messages_sent"] == (s["messages_delivered"] + s["messages_failed"]
+                                  + s["messages_abandoned"]), dict(s)
+
+
+async def send_all(alice, bob, count: int, batch: int = 20) -> int:
+    """Send `count` one-fragment messages, `batch` at a time; how many were delivered."""
+    delivered = 0
+    for start in range(0, count, batch):
+        results = await asyncio.gather(*(alice.send(bob.address, b"m%d" % i)
+                                         for i in range(start, min(count, start + batch))),
+                                       return_exceptions=True)
+        delivered += sum(not isinstance(r, BaseException) for r in results)
+    return delivered
+
+
+def clients(net, config, transport=None, directory=None):
+    gateway = net.layer(GATEWAY)[0]
+    alice = MixClient(net.topology(), transport or net, gateway, config=config,
+                      directory=directory)
+    bob = MixClient(net.topology(), net, gateway, config=config)
+    return alice, bob
+
+
+# ------------------------------------------------------------------- loopback: every path
+
+
+@pytest.mark.parametrize("victim_layer", [ENTRY, MIX])
+def test_one_node_down_keeps_delivery_over_95_percent(run, impl_mode, victim_layer):
+    # Entry: refused connections; mix: packets lost in silence (suspicion from losses).
+    net = make_network(impl_mode, seed=b"down%d" % victim_layer)
+    alice, bob = clients(net, fast_config())
+    victim = net.layer(victim_layer)[0]
+    net.set_down(victim)
+
+    async def main():
+        async with alice, bob:
+            return await send_all(alice, bob, 120)
+
+    delivered = run(main())
+    net.close()
+    assert delivered >= 114, dict(alice.stats)
+    accounted(alice)
+    assert alice.stats["unacked_no_route"] == 0
+    layer = alice.topology.nodes(victim_layer)
+    assert alice.topology.is_suspect(victim)
+    assert not all(alice.topology.is_suspect(n.node_id) for n in layer)
+
+
+def test_suspicion_and_a_refused_entry_never_empty_the_layer(run, impl_mode):
+    # The operator's case: the healthy entry suspected, the other one unreachable.
+    net = make_network(impl_mode, seed=b"strand")
+    counting = Counting(net)
+    alice, bob = clients(net, fast_config(), transport=counting)
+    dead, healthy = net.layer(ENTRY)
+    net.set_down(dead)
+
+    async def main():
+        async with alice, bob:
+            for _ in range(40):
+                alice.report(Evidence.ENTRY_FAILED, (healthy,))
+            assert alice.topology.is_suspect(healthy)
+            delivered = await send_all(alice, bob, 30)
+            assert delivered == 30
+            # The acknowledgements over the healthy entry cleared it.
+            assert not alice.topology.is_suspect(healthy)
+            assert alice.topology.is_suspect(dead)
+
+    run(main())
+    net.close()
+    accounted(alice)
+    assert alice.stats["no_route"] == 0 and alice.stats["messages_failed"] == 0
+    assert counting.first_hops[healthy] >= 30
+
+
+def test_a_node_that_comes_back_is_used_again(run, impl_mode):
+    net = make_network(impl_mode, seed=b"back")
+    counting = Counting(net)
+    # Short memory: a score halves every 50 ms and no node stays avoided beyond 0.4 s.
+    alice, bob = clients(net, fast_config(suspicion_half_life=0.05, down_for=0.4),
+                         transport=counting)
+    node, _ = net.layer(ENTRY)
+    net.set_down(node)
+
+    async def main():
+        async with alice, bob:
+            assert await send_all(alice, bob, 10) == 10
+            assert alice.stats["entry_refused"] >= 1
+            net.set_down(node, False)
+            before = counting.first_hops[node]
+            deadline = asyncio.get_running_loop().time() + 10
+            while counting.first_hops[node] == before:
+                assert asyncio.get_running_loop().time() < deadline, "never used again"
+                assert await send_all(alice, bob, 4) == 4
+                await asyncio.sleep(0.05)
+
+    run(main())
+    net.close()
+    accounted(alice)
+    assert not alice.topology.is_suspect(node)
+
+
+def test_directory_removal_never_empties_a_layer_and_nodes_come_back(run, impl_mode):
+    net = make_network(impl_mode, seed=b"listing")
+    listing = Listing(net)
+    counting = Counting(net)
+    alice, bob = clients(net, fast_config(), transport=counting, directory=listing)
+    a, b = net.layer(ENTRY)
+
+    async def refreshed():
+        seen = listing.refreshes
+        await wait_for(lambda: listing.refreshes >= seen + 2, what="two refreshes")
+
+    async def main():
+        async with alice, bob:
+            listing.hidden = {a}
+            await refreshed()
+            assert a not in alice.topology
+            start = counting.first_hops[a]
+            assert await send_all(alice, bob, 20) == 20
+            assert counting.first_hops[a] == start  # gone from the listing: never chosen
+            # The listing leaves out every entry: the last one known stays in use.
+            listing.hidden = {a, b}
+            await refreshed()
+            assert b in alice.topology and a not in alice.topology
+            assert await send_all(alice, bob, 10) == 10
+            # Listed again: chosen again.
+            listing.hidden = set()
+            await refreshed()
+            start = counting.first_hops[a]
+            assert await send_all(alice, bob, 20) == 20
+            assert counting.first_hops[a] > start
+
+    run(main())
+    net.close()
+    accounted(alice)
+    assert alice.stats["refreshes"] >= 6 and alice.stats["no_route"] == 0
+
+
+def test_every_loss_is_accounted_for_when_messages_fail(run, impl_mode):
+    net = make_network(impl_mode, seed=b"acct")
+    alice, bob = clients(net, fast_config(ack_timeout=0.1, min_timeout=0.05,
+                                          max_timeout=0.2, max_attempts=3))
+    net.set_down(net.layer(ENTRY)[0])
+
+    async def main():
+        await alice.start()  # bob never polls: nothing is acknowledged
+        assert await send_all(alice, bob, 4) == 0
+        await alice.stop()
+
+    run(main())
+    net.close()
+    accounted(alice)
+    s = alice.stats
+    assert s["messages_failed"] == 4 and s["fragments_failed"] == 4
+    assert s["unacked_timeout"] == 12 and s["transmissions_acked"] == 0
+
+
+# ------------------------------------------------------------------- TCP fronts: the transport
+
+
+class Front:
+    """A TCP front for one loopback node: it answers PROBEs with the node's signed
+    PROBE_ACK and hands packet frames to the loopback network. `cut` makes it a host cut
+    off: it reads and drops everything and answers nothing."""
+
+    def __init__(self, net, node_id: bytes):
+        self.net = net
+        self.node_id = node_id
+        self.signer = ControlSigner(net.nodes[node_id].keys.identity_seed)
+        self.cut = False
+        self.server = None
+        self.frames = 0
+        self.writers = set()
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[:2]
+
+    async def stop(self):
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+
+    async def _serve(self, reader, writer):
+        self.writers.add(writer)
+        try:
+            while True:
+                header = await reader.readexactly(4)
+                body = await reader.readexactly(int.from_bytes(header[2:4], "big"))
+                if self.cut:
+                    continue
+                if header[1] == CONTROL_FORMAT and len(body) == CONTROL_LENGTH:
+                    message = decode_control(body)
+                    if message.kind == PROBE:
+                        writer.write(self.signer.ack(message.nonce, STATE_UP))
+                    continue
+                self.frames += 1
+                await self.net.send_frame(self.node_id, header + body)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+
+class Stalling(StaticResolver):
+    """Resolves the nodes in `stall` never (a connection that cannot be made in time)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stall: set[bytes] = set()
+
+    async def resolve(self, node_id):
+        if bytes(node_id) in self.stall:
+            await asyncio.sleep(3600)
+        return await super().resolve(node_id)
+
+
+class FrontedNetwork:
+    """Frames go over TCP to the entry fronts; mailboxes are fetched in process."""
+
+    def __init__(self, net, tcp: TcpTransport):
+        self.net, self.tcp = net, tcp
+
+    async def send_frame(self, first_hop, frame):
+        await self.tcp.send_frame(first_hop, frame)
+
+    async def fetch_mailbox(self, gateway, mailbox):
+        return await self.net.fetch_mailbox(gateway, mailbox)
+
+    def add_failure_listener(self, listener):
+        self.tcp.add_failure_listener(listener)
+
+
+async def fronted(net, **transport_options):
+    fronts = {nid: Front(net, nid) for nid in net.layer(ENTRY)}
+    resolver = Stalling()
+    for nid, front in fronts.items():
+        resolver.add(nid, *(await front.start()))
+    tcp = TcpTransport(resolver, **transport_options)
+    return fronts, resolver, tcp
+
+
+def test_unanswered_probes_reroute_in_seconds(run, impl_mode):
+    net = make_network(impl_mode, seed=b"probe")
+    # Timeouts far above the probe bound: the probe, not the ack timer, notices the cut.
+    config = fast_config(ack_timeout=3.0, min_timeout=3.0, max_timeout=6.0)
+
+    async def main():
+        fronts, resolver, tcp = await fronted(net, probe_interval=0.1, probe_timeout=0.3)
+        bob_fronts, _, bob_tcp = await fronted(net, probe_interval=0.1, probe_timeout=0.3)
+        alice, bob = clients(net, config, transport=FrontedNetwork(net, tcp))
+        bob.transport = FrontedNetwork(net, bob_tcp)
+        cut, kept = net.layer(ENTRY)
+        try:
+            async with alice, bob:
+                assert await send_all(alice, bob, 20) == 20
+                assert tcp.counters["probe_acks"] >= 1
+                sock = tcp._packets[kept].writer.get_extra_info("socket")
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                fronts[cut].cut = True
+                started = asyncio.get_running_loop().time()
+                assert await send_all(alice, bob, 60, batch=30) == 60
+                took = asyncio.get_running_loop().time() - started
+                # Rerouted on the probe (0.4 s), not after the 3 s acknowledgement timer.
+                assert alice.stats["unacked_unconfirmed"] >= 1
+                assert alice.stats["unacked_timeout"] == 0, (took, dict(alice.stats))
+                assert alice.stats["entry_probe_timeout"] >= 1
+                assert alice.stats["frames_unconfirmed"] >= 1
+                assert alice.topology.is_suspect(cut)
+                assert not alice.topology.is_suspect(kept)
+                accounted(alice)
+        finally:
+            await tcp.close()
+            await bob_tcp.close()
+            for front in [*fronts.values(), *bob_fronts.values()]:
+                await front.stop()
+
+    run(main())
+    net.close()
+
+
+def test_connect_timeout_and_refusal_never_empty_the_layer(run, impl_mode):
+    net = make_network(impl_mode, seed=b"connect")
+
+    async def main():
+        fronts, resolver, tcp = await fronted(net, connect_timeout=0.3)
+        alice, bob = clients(net, fast_config(), transport=FrontedNetwork(net, tcp))
+        stalled, refusing = net.layer(ENTRY)
+        try:
+            async with alice, bob:
+                resolver.stall.add(stalled)
+                assert await send_all(alice, bob, 20) == 20
+                assert alice.stats["entry_connect_timeout"] >= 1
+                # Now the other one refuses too, and the stalled one comes back: the
+                # client still has a layer to route through and moves back.
+                resolver.stall.clear()
+                await fronts[refusing].stop()
+                resolver.add(refusing, "127.0.0.1", 1)  # nothing listens on port 1
+                assert await send_all(alice, bob, 20) >= 19
+                assert alice.stats["entry_refused"] >= 1
+                assert alice.stats["no_route"] == 0
+                accounted(alice)
+        finally:
+            await tcp.close()
+            for front in fronts.values():
+                await front.stop()
+
+    run(main())
+    net.close()
