@@ -1,5 +1,7 @@
-"""`fogcore node --config FILE`: run one mix node until SIGINT or SIGTERM, then shut down
-gracefully (every packet already received is processed and sent on)."""
+"""`fogcore node --config FILE`: run one mix node until SIGINT or SIGTERM, then leave the
+network gracefully (docs/node.md §16): SIGTERM starts the leave with its grace period; a
+second SIGTERM, or SIGINT, cuts the grace short (the packets already accepted are still
+sent at their committed delays)."""
 
 import argparse
 import asyncio
@@ -36,12 +38,20 @@ async def run_node(config, ready=None) -> dict:
     extras = await _start_services(node, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: int) -> None:
+        # The first SIGTERM starts the leave; a second one, or SIGINT, ends its grace.
+        if stop.is_set() or sig == signal.SIGINT:
+            node.cut_grace()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     if ready is not None:
         ready(node)
     try:
         await stop.wait()
+        await node.leave()  # the stats reporter keeps reporting while the node drains
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

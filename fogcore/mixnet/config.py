@@ -54,17 +54,34 @@ class NodeConfig:
     backoff_max_s: float = 5.0
     #: SO_SNDBUF of each link in bytes (0: the kernel's autotuned default)
     link_sndbuf: int = 0
+    #: a link's TCP_USER_TIMEOUT and keepalive span: unacknowledged data or silent
+    #: keepalives for this long end the connection in the kernel (0: kernel defaults)
+    link_tcp_timeout_s: float = 3.0
+    #: a link whose transport stays paused (nothing flushed) this long is declared dead
+    send_timeout_s: float = 3.0
+    #: seconds between liveness probes on each link (0: no probes) and how long a link
+    #: may go without a valid PROBE_ACK before its next hop is declared unreachable
+    probe_interval_s: float = 1.0
+    probe_timeout_s: float = 3.0
     #: per-connection frame rate cap (frames/s, 0: none) and burst
     peer_rate: float = 0.0
     peer_burst: float = 0.0
     max_connections: int = 1024
+    #: incoming connections from one source address (0: no cap)
+    max_connections_per_source: int = 64
+    #: a new connection must complete a frame (packet or control) within this (0: none)
+    first_frame_timeout_s: float = 5.0
     frame_timeout_s: float = 10.0
-    idle_timeout_s: float = 600.0
+    idle_timeout_s: float = 30.0
     replay_capacity: int = 2_000_000
     replay_fp_rate: float = 1e-6
     mailbox_boxes: int = 10000
     mailbox_depth: int = 256
+    #: at leave: bound on the wait for batches in flight and for links to flush
     drain_timeout_s: float = 10.0
+    #: at leave: seconds of draining (still accepting) before the listener closes;
+    #: -1: 2 x max_delay_ms + 2 s (docs/node.md §16)
+    leave_grace_s: float = -1.0
     metrics_host: str = "127.0.0.1"
     #: Prometheus scrape port; 0: no HTTP endpoint (the node still keeps its metrics)
     metrics_port: int = 0
@@ -103,6 +120,15 @@ class NodeConfig:
                 raise ConfigError(f"{name} must be >= 1")
         if not 0 <= self.key_overlap_s < self.key_epoch_s:
             raise ConfigError("key_overlap_s must be in [0, key_epoch_s)")
+        for name in ("link_tcp_timeout_s", "send_timeout_s", "probe_interval_s",
+                     "max_connections_per_source", "first_frame_timeout_s",
+                     "idle_timeout_s", "drain_timeout_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0")
+        if self.probe_interval_s and not self.probe_timeout_s > self.probe_interval_s:
+            raise ConfigError("probe_timeout_s must exceed probe_interval_s")
+        if self.leave_grace_s < 0 and self.leave_grace_s != -1:
+            raise ConfigError("leave_grace_s must be >= 0, or -1 (automatic)")
         if self.peer_rate < 0 or self.peer_burst < 0:
             raise ConfigError("peer_rate and peer_burst must be >= 0")
         if not 0 < self.replay_fp_rate < 1:
@@ -118,6 +144,13 @@ class NodeConfig:
                 raise ConfigError(f"peer {key!r}: want a 64-hex-digit id and 'host:port'") \
                     from None
         return self
+
+    def leave_grace(self) -> float:
+        """Seconds a leaving node keeps accepting: `leave_grace_s`, or when automatic,
+        two maximal upstream delays plus 2 s (docs/node.md §16)."""
+        if self.leave_grace_s >= 0:
+            return self.leave_grace_s
+        return 2 * self.max_delay_ms / 1000 + 2.0
 
     def peer_table(self) -> dict[bytes, tuple[str, int]]:
         """`peers` as {node id: (host, port)}."""

@@ -11,11 +11,12 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 
 from fogcore import packet, replay
 from fogcore.delays import EpochDelays
 from fogcore.mixnet.config import NodeConfig
+from fogcore.mixnet.control import STATE_DRAINING, STATE_UP, ControlSigner
 from fogcore.mixnet.delay_queue import DelayQueue
 from fogcore.mixnet.keystore import KeyStore
 from fogcore.mixnet.links import Links, Resolver, StaticResolver
@@ -36,6 +37,8 @@ log = logging.getLogger("fogcore.node")
 
 KIND_FORWARD, KIND_DELIVER, KIND_REPLY, KIND_REJECT = 1, 2, 3, 4
 REASON_BAD_MAC = 5
+#: why incoming connections were refused or closed early (`stats()["refusals"]`)
+REFUSAL_REASONS = ("total_cap", "source_cap", "no_first_frame", "idle", "draining")
 
 
 class _KeyEpoch:
@@ -54,8 +57,8 @@ class MixNode:
 
     `impl` picks the framing and packet implementation: "c", "py" or None (the one
     `fogcore._impl` selects). `resolver` maps next-hop node ids to addresses (default: the
-    static `peers` table of the config). `await start()`, then `await stop()` to shut down
-    without losing an accepted packet.
+    static `peers` table of the config). `await start()`, then `await stop()` (or
+    `leave()`) to leave the network without losing an accepted packet (docs/node.md §16).
     """
 
     def __init__(self, config: NodeConfig, *, keystore: KeyStore | None = None,
@@ -91,9 +94,20 @@ class MixNode:
         self.processing = BucketHistogram(PROCESSING_BUCKETS_S)
         self.processing_per_packet = BucketHistogram(PROCESSING_BUCKETS_S)
         self.registry = node_registry(self)
-        self.refused_connections = 0
-        self.idle_closed = 0
+        #: incoming connections refused or closed early, by reason (REFUSAL_REASONS)
+        self.refusals: Counter[str] = Counter({reason: 0 for reason in REFUSAL_REASONS})
         self.rate_pauses = 0
+        #: "up", then "draining" from `leave()` on, "stopped" once it returns
+        self.state = "up"
+        self.control_signer = ControlSigner(self.keystore.identity_seed)
+        self.probes_answered = 0
+        self.probe_limited = 0
+        self.control_errors = 0
+        self._per_source: Counter[str] = Counter()
+        self._source_of: dict = {}
+        self._leave_listeners: list = []
+        self._leave_task: asyncio.Task | None = None
+        self._grace_cut: asyncio.Event | None = None
         #: (epoch, proof) of finished delay epochs, for publication and audits
         self.published_proofs: deque[tuple[int, bytes]] = deque(maxlen=360)
         self._conns: dict = {}
@@ -130,7 +144,11 @@ class MixNode:
         self.links = Links(loop, self.arena, self.resolver, queue_limit=cfg.link_queue,
                            max_write=cfg.max_write, connect_timeout=cfg.connect_timeout_s,
                            backoff_base=cfg.backoff_base_s, backoff_max=cfg.backoff_max_s,
-                           sndbuf=cfg.link_sndbuf)
+                           sndbuf=cfg.link_sndbuf, tcp_timeout=cfg.link_tcp_timeout_s,
+                           send_timeout=cfg.send_timeout_s,
+                           probe_interval=cfg.probe_interval_s,
+                           probe_timeout=cfg.probe_timeout_s)
+        self._grace_cut = asyncio.Event()
         self.delay_queue = DelayQueue(loop, self._on_due)
         self._rotate()
         if cfg.process_in_thread:
@@ -158,25 +176,70 @@ class MixNode:
                  *self.address, cfg.layer, cfg.format)
 
     async def stop(self) -> None:
-        """Shut down gracefully: stop accepting connections and frames, then process,
-        delay and send every frame already received in full, within `drain_timeout_s`
-        (packets still delayed at the timeout are sent early, never dropped)."""
-        if self._stopping or self._loop is None:
+        """Leave the network (`leave()` with the configured grace) and stop."""
+        await self.leave()
+
+    def add_leave_listener(self, listener) -> None:
+        """Call `listener()` (plain function, in the loop) when the node starts to leave;
+        the directory publisher announces the leave from there."""
+        self._leave_listeners.append(listener)
+
+    def cut_grace(self) -> None:
+        """End the leave's grace period now (a second SIGTERM, or SIGINT)."""
+        if self._grace_cut is not None:
+            self._grace_cut.set()
+
+    async def leave(self, grace_s: float | None = None) -> None:
+        """Leave without losing an accepted packet (docs/node.md §16): drain for
+        `grace_s` seconds (default `config.leave_grace()`), still accepting, with every
+        incoming connection told (DRAINING) and probes answered "draining"; then close
+        the listener and the connections, send every packet at its committed delay,
+        flush the links and stop. Calling it again waits for the same leave."""
+        if self._loop is None:
             return
-        self._stopping = True
+        if self._leave_task is None:
+            grace = self.config.leave_grace() if grace_s is None else grace_s
+            self._leave_task = self._loop.create_task(self._leave(grace))
+        await asyncio.shield(self._leave_task)
+
+    async def _leave(self, grace: float) -> None:
         loop = self._loop
-        deadline = loop.time() + self.config.drain_timeout_s
+        cfg = self.config
+        self.state = "draining"
+        log.info("node %s: leaving, %.1f s of grace", self.node_id.hex()[:16], grace)
+        draining = self.control_signer.draining()
+        for transport in list(self._conns.values()):
+            transport.write(draining)
+        for listener in self._leave_listeners:
+            try:
+                listener()
+            except Exception:  # a listener's failure must not stop the leave
+                log.exception("leave listener failed")
+        if grace > 0:
+            try:
+                await asyncio.wait_for(self._grace_cut.wait(), grace)
+            except TimeoutError:
+                pass
+        # Closing: no new connection, no new frame; a partial frame was never accepted.
+        self._stopping = True
         self._server.close()
         for proto, transport in list(self._conns.items()):
             proto.hold_reading(True)
             transport.close()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
+        deadline = loop.time() + cfg.drain_timeout_s
         while (self._inflight or self.arena.ready_count) and loop.time() < deadline:
             await asyncio.sleep(0.002)
-        while len(self.delay_queue) and loop.time() < deadline:
+        # Every packet leaves at its committed delay, never early: each deadline is at
+        # most max_delay after its batch finished, so this wait always suffices.
+        delays_done = loop.time() + cfg.max_delay_ms / 1000 + 0.05
+        while len(self.delay_queue) and loop.time() < delays_done:
             await asyncio.sleep(0.002)
-        self.delay_queue.flush()
+        if len(self.delay_queue):
+            log.error("node %s: %d packets still delayed past max_delay at shutdown",
+                      self.node_id.hex()[:16], len(self.delay_queue))
+            self.delay_queue.flush()
         try:
             await asyncio.wait_for(self.links.drain(), max(0.05, deadline - loop.time()))
         except TimeoutError:
@@ -190,7 +253,13 @@ class MixNode:
             server.shutdown()
         if self._delays is not None:
             self.published_proofs.append((self._delays.epoch, self._delays.proof))
+        self.state = "stopped"
         await asyncio.sleep(0)
+
+    @property
+    def control_state(self) -> int:
+        """The state a PROBE_ACK carries: STATE_UP, or STATE_DRAINING once leaving."""
+        return STATE_UP if self.state == "up" else STATE_DRAINING
 
     # -- connections ---------------------------------------------------------------------
 
@@ -200,16 +269,48 @@ class MixNode:
                                   owner=self)
 
     def connection_opened(self, proto, transport) -> None:
-        """Called by each incoming connection; enforces the connection limit."""
-        if self._stopping or len(self._conns) >= self.config.max_connections:
-            self.refused_connections += 1
-            transport.abort()
+        """Called by each incoming connection; enforces the connection caps (total and
+        per source address) and tells a newcomer when the node is leaving."""
+        cfg = self.config
+        peer = transport.get_extra_info("peername")
+        source = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        if self._stopping:
+            reason = "draining"
+        elif len(self._conns) >= cfg.max_connections:
+            reason = "total_cap"
+        elif cfg.max_connections_per_source and \
+                self._per_source[source] >= cfg.max_connections_per_source:
+            reason = "source_cap"
+        else:
+            reason = None
+        if reason is not None:
+            self.refusals[reason] += 1
+            proto.close_now()
             return
         self._conns[proto] = transport
+        self._source_of[proto] = source
+        self._per_source[source] += 1
+        if self.state == "draining":
+            transport.write(self.control_signer.draining())
 
     def connection_closed(self, proto) -> None:
         """Called when an incoming connection ends."""
-        self._conns.pop(proto, None)
+        if self._conns.pop(proto, None) is not None:
+            source = self._source_of.pop(proto)
+            self._per_source[source] -= 1
+            if self._per_source[source] <= 0:
+                del self._per_source[source]
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections refused on arrival (caps, or the node closing)."""
+        r = self.refusals
+        return r["total_cap"] + r["source_cap"] + r["draining"]
+
+    @property
+    def idle_closed(self) -> int:
+        """Connections closed for idleness."""
+        return self.refusals["idle"]
 
     @property
     def connection_count(self) -> int:
@@ -217,15 +318,21 @@ class MixNode:
         return len(self._conns)
 
     def _tick_interval(self) -> float:
-        return max(0.01, min(0.5, self.config.frame_timeout_s / 4))
+        cfg = self.config
+        bounds = [t for t in (cfg.frame_timeout_s, cfg.first_frame_timeout_s) if t > 0]
+        return max(0.01, min([0.5] + [t / 4 for t in bounds]))
 
     def _tick(self) -> None:
         cfg = self.config
         self._rotate()
         now = time.monotonic()
         for proto in list(self._conns):
-            if proto.check_timeouts(now, cfg.frame_timeout_s, cfg.idle_timeout_s) == 2:
-                self.idle_closed += 1
+            result = proto.check_timeouts(now, cfg.frame_timeout_s, cfg.idle_timeout_s,
+                                          cfg.first_frame_timeout_s)
+            if result == 2:
+                self.refusals["idle"] += 1
+            elif result == 3:
+                self.refusals["no_first_frame"] += 1
         self._tick_handle = self._loop.call_later(self._tick_interval(), self._tick)
 
     # -- epochs --------------------------------------------------------------------------
@@ -255,7 +362,7 @@ class MixNode:
             if self._delays is not None:
                 # The epoch is over: its proof may now be shown to anyone auditing delays.
                 self.published_proofs.append((self._delays.epoch, self._delays.proof))
-            self._delays = EpochDelays(self.keystore.identity_seed, depoch, self._mean_us,
+            self._delays = EpochDelays(self.keystore.vrf_secret_key, depoch, self._mean_us,
                                        self._max_us)
 
     @property
@@ -396,5 +503,14 @@ class MixNode:
             "connections": len(self._conns),
             "refused_connections": self.refused_connections,
             "idle_closed": self.idle_closed,
+            "refusals": dict(self.refusals),
             "rate_pauses": self.rate_pauses,
+            "state": self.state,
+            "links": self.links.states(),
+            "unreachable": dict(self.links.unreachable),
+            "probes_answered": self.probes_answered,
+            "probe_limited": self.probe_limited,
+            "probes_sent": self.links.probes_sent,
+            "probes_acked": self.links.probes_acked,
+            "control_errors": self.control_errors + self.links.control_errors,
         }

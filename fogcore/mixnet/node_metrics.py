@@ -6,6 +6,7 @@ Per-batch figures (batch size, processing time) go into `BucketHistogram`s.
 """
 
 import bisect
+from collections import Counter
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -13,6 +14,8 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
+
+from fogcore.mixnet.links import LINK_STATES
 
 __all__ = ["BATCH_BUCKETS", "PROCESSING_BUCKETS_S", "BucketHistogram", "NodeCollector",
            "REASON_NAMES", "node_registry", "render"]
@@ -121,9 +124,37 @@ class NodeCollector:
         conns.add_metric(["in"], arena.connections)
         conns.add_metric(["out"], node.links.connected())
         yield conns
-        yield CounterMetricFamily(p + "connections_refused",
-                                  "Incoming connections refused over the limit",
-                                  value=node.refused_connections)
+        refused = CounterMetricFamily(p + "connections_refused",
+                                      "Incoming connections refused or closed early, by "
+                                      "reason", labels=["reason"])
+        for reason, count in sorted(node.refusals.items()):
+            refused.add_metric([reason], count)
+        yield refused
+        links = GaugeMetricFamily(p + "links", "Outgoing links by the state of their next hop",
+                                  labels=["state"])
+        states = Counter(node.links.states().values())
+        for state in LINK_STATES:
+            links.add_metric([state], states.get(state, 0))
+        yield links
+        unreachable = CounterMetricFamily(p + "links_unreachable",
+                                          "Next hops declared unreachable, by cause",
+                                          labels=["cause"])
+        for cause, count in sorted(node.links.unreachable.items()):
+            unreachable.add_metric([cause], count)
+        yield unreachable
+        probes = CounterMetricFamily(p + "probes", "Liveness probes, by outcome",
+                                     labels=["result"])
+        probes.add_metric(["sent"], node.links.probes_sent)
+        probes.add_metric(["acked"], node.links.probes_acked)
+        probes.add_metric(["answered"], node.probes_answered)
+        probes.add_metric(["limited"], node.probe_limited)
+        yield probes
+        yield CounterMetricFamily(p + "control_errors",
+                                  "Control frames refused (malformed, unexpected, badly "
+                                  "signed)", value=node.control_errors
+                                  + node.links.control_errors)
+        yield GaugeMetricFamily(p + "draining", "1 while the node is leaving the network",
+                                value=0 if node.state == "up" else 1)
         counts, total_us = arena.delay_histogram()
         yield _histogram(p + "delay_seconds", "Mixing delay given to accepted packets",
                          [b / 1e6 for b in node.delay_bounds_us], counts, total_us / 1e6)

@@ -53,6 +53,10 @@ def snapshot(node) -> dict:
         "processing_sum_s": node.processing_per_packet.total,
         "processing_batches": sum(node.processing_per_packet.counts),
         "links": {nid.hex(): link.sent for nid, link in node.links.links.items()},
+        "state": node.state,
+        "link_states": node.links.states(),
+        "refusals": dict(node.refusals),
+        "probe_limited": node.probe_limited,
     }
 
 

@@ -14,7 +14,7 @@ from fogcore.mixnet.node import MixNode
 #: small and fast: 1 ms mean delay, a small arena and replay filter
 TEST_SETTINGS = dict(mean_delay_ms=1, max_delay_ms=10, arena_slots=512, replay_capacity=20000,
                      frame_timeout_s=5.0, drain_timeout_s=5.0, backoff_base_s=0.02,
-                     backoff_max_s=0.2, connect_timeout_s=1.0)
+                     backoff_max_s=0.2, connect_timeout_s=1.0, leave_grace_s=0.0)
 
 
 class Net:

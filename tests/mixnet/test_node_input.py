@@ -108,7 +108,8 @@ def test_slowloris_connection_is_dropped(run, net):
 
 def test_many_idle_connections_then_traffic(run, net):
     async def main():
-        nodes = [await net.node(1, max_connections=200), await net.node(2)]
+        nodes = [await net.node(1, max_connections=200, max_connections_per_source=0),
+                 await net.node(2)]
         try:
             conns = [await asyncio.open_connection(*nodes[0].address) for _ in range(200)]
             await wait_for(lambda: nodes[0].connection_count == 200, what="200 connections")

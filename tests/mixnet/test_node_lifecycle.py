@@ -80,8 +80,9 @@ class _Sink(asyncio.Protocol):
 def test_slots_of_pending_writes_are_never_handed_out(run, net):
     async def main():
         loop = asyncio.get_running_loop()
+        # The sink below is no node: it answers no probe (and reads none).
         a = await net.node(1, arena_slots=2048, link_queue=4096, max_batch=512,
-                           link_sndbuf=16384)
+                           link_sndbuf=16384, probe_interval_s=0, send_timeout_s=0)
         b_keys = packet.NodeKeys.from_seed(bytes([2]) * 32)
         store = {"data": bytearray()}
         listener = socket.socket()
