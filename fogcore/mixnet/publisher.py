@@ -6,6 +6,11 @@ descriptor is signed again whenever the routing key rotates and well before it e
 proofs are taken from `MixNode.published_proofs` (which only ever holds finished epochs)
 and posted to `POST /api/betanet/vrf/{node_id}/{epoch}`. Failures are retried with backoff
 and counted; they never stop the node.
+
+When the node starts to leave (`MixNode.leave()`), the publisher stops refreshing the
+descriptor and announces the leave: `POST /api/directory/nodes/{node_id}/leave` with
+`{"at": <unix seconds>, "signature": <hex>}`, the signature by the identity key over
+`b"fogcore leave v1" + node_id + at (8 bytes, big-endian)` (docs/node.md §16).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class Publisher:
         self._registered_at = float("-inf")
         self._published: set[int] = set()
         self._backoff = 0.0
+        self._leave_task: asyncio.Task | None = None
         self.stats: Counter[str] = Counter()
         #: set once the descriptor has been accepted by the directory
         self.registered = asyncio.Event()
@@ -58,6 +64,32 @@ class Publisher:
             self._backoff = 0.5
             log.warning("directory unreachable at start: %s", repr(exc))  # a string: no traceback kept
         self._task = asyncio.get_running_loop().create_task(self._run())
+        self.node.add_leave_listener(self._on_leave)
+
+    def _on_leave(self) -> None:
+        if self._leave_task is None:
+            self._leave_task = asyncio.get_running_loop().create_task(self.announce_leave())
+
+    async def announce_leave(self) -> bool:
+        """Tell the directory that the node is leaving (signed, timestamped); True when
+        it accepted. Bounded by `round_timeout_s`; failures are counted, never raised."""
+        at = int(time.time())
+        signature = self.node.control_signer.leave(at)
+        try:
+            async with asyncio.timeout(self.round_timeout_s):
+                r = await self._client.post(
+                    f"/api/directory/nodes/{self.node.node_id.hex()}/leave",
+                    json={"at": at, "signature": signature.hex()})
+        except (httpx.HTTPError, TimeoutError) as exc:
+            self.stats["leave_errors"] += 1
+            log.warning("leave announcement failed: %s", repr(exc))
+            return False
+        if r.status_code not in (200, 201, 204):
+            self.stats["leave_refused"] += 1
+            log.warning("directory refused the leave: HTTP %d %s", r.status_code, r.text[:200])
+            return False
+        self.stats["left"] += 1
+        return True
 
     async def _bounded_step(self) -> None:
         # httpx bounds each read and write; this bounds the whole round.
@@ -75,6 +107,8 @@ class Publisher:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise  # stop() itself was cancelled
+        if self._leave_task is not None:
+            await self._leave_task  # bounded by round_timeout_s, never raises
         try:
             async with asyncio.timeout(3.0):
                 await self._publish_proofs()
@@ -99,7 +133,8 @@ class Publisher:
         keys = self.node.keys
         routing = keys.routing_public
         stale = time.monotonic() - self._registered_at > self.lifetime / 3
-        if routing != self._registered_key or stale:
+        leaving = getattr(self.node, "state", "up") != "up"
+        if (routing != self._registered_key or stale) and not leaving:
             await self._register(routing)
         await self._publish_proofs()
 
