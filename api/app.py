@@ -71,6 +71,7 @@ async def _start_prober(settings: Settings, ctx: ApiContext):
                       unreachable_after_s=settings.directory_unreachable_after_s,
                       loopback_only=settings.directory_probe_loopback_only),
         registry=ctx.metrics.registry,
+        on_change=lambda *_: ctx.read_cache.clear(),  # listings show a change at once
     )
     await prober.start()
     return prober

@@ -24,20 +24,26 @@ from ..openapi import operation
 from ..validation import read_body
 from .directory import NODE_ID_SCHEMA
 
-__all__ = ["ROUTES", "BetanetStatus", "DeployRequest", "NodeDetail", "NodeStatus"]
+__all__ = ["ROUTES", "BetanetStatus", "DeployRequest", "NodeDetail", "NodeRefusals",
+           "NodeStatus"]
 
 Layer = Literal["entry", "mix", "exit", "gateway"]
 Rate = Annotated[float, Meta(ge=0)]
+Count = Annotated[int, Meta(ge=0)]
 
 
 class NodeStatus(Struct, kw_only=True):
-    """One node of the testnet with its live figures over the last reporting interval."""
+    """One node of the testnet with its live figures over the last reporting interval.
+    `state` is the directory's (what its probes learn: `unknown` before the first probe,
+    `up`, `unreachable`, `draining`), or `down` once the node's process exited;
+    `state_since` is when the directory's state last changed."""
 
     node_id: str
     layer: Layer
     format: Literal["sphinx", "kem"]
     address: str
-    state: Literal["up", "down"]
+    state: Literal["unknown", "up", "unreachable", "draining", "down"]
+    state_since: float
     packets_in_per_s: Rate
     packets_out_per_s: Rate
     drops_per_s: Rate
@@ -98,14 +104,28 @@ class VrfEntry(Struct, kw_only=True):
     published_at: float
 
 
+class NodeRefusals(Struct, kw_only=True):
+    """Incoming connections the node refused or closed early, by reason (cumulative)."""
+
+    total_cap: Count = 0
+    source_cap: Count = 0
+    no_first_frame: Count = 0
+    idle: Count = 0
+    draining: Count = 0
+
+
 class NodeDetail(NodeStatus, kw_only=True):
     """A node with a few minutes of history, its latest published VRF proofs and the delay
-    parameters (µs) its delays are drawn with: what an audit of one of its delays needs."""
+    parameters (µs) its delays are drawn with: what an audit of one of its delays needs.
+    `refusals` and `link_states` (next hop id → state of the node's link to it) are there
+    when the node reports them."""
 
     history: list[HistoryPoint]
     vrf: list[VrfEntry]
     delay_mean_us: Annotated[int, Meta(ge=0)]
     delay_max_us: Annotated[int, Meta(ge=0)]
+    refusals: NodeRefusals | None = None
+    link_states: dict[str, str] | None = None
 
 
 class DeployRequest(Struct, forbid_unknown_fields=True, kw_only=True):

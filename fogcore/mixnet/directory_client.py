@@ -50,13 +50,17 @@ class DirectoryClient:
         except httpx.HTTPError as exc:
             raise DirectoryError(f"directory unreachable: {exc}") from exc
 
-    async def list_nodes(self, *, layer: int | None = None,
-                         format: str | None = None) -> list[dict]:
-        """Every listed node (the JSON entries), following the pages to the end."""
+    async def list_nodes(self, *, layer: int | None = None, format: str | None = None,
+                         state: str | None = None) -> list[dict]:
+        """Every listed node (the JSON entries), following the pages to the end. `state`
+        as the listing takes it: None (the directory's default, nodes to route through:
+        `unknown` and `up`), `all`, or one state name."""
         nodes: list[dict] = []
         offset: int | None = 0
         while offset is not None:
             params: dict = {"limit": self._page_size, "offset": offset}
+            if state is not None:
+                params["state"] = state
             if layer is not None:
                 params["layer"] = layer
             if format is not None:

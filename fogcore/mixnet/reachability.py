@@ -194,14 +194,17 @@ class _ProbeProtocol(asyncio.Protocol):
 
 
 class ReachabilityProber:
-    """Probes every node `directory` lists and records their states in it.
+    """Probes every node `directory` lists and records their states in it; `on_change`
+    (node id, old state, new state) is called after each recorded change (e.g. to drop
+    cached listings).
 
     `await start()` begins, `await stop()` ends and closes every connection."""
 
     def __init__(self, directory, settings: ProbeSettings | None = None, *,
                  registry: CollectorRegistry | None = None, clock=time.monotonic,
-                 wall=time.time):
+                 wall=time.time, on_change: Callable[[str, str, str], None] | None = None):
         self.directory = directory
+        self.on_change = on_change
         self.settings = settings or ProbeSettings()
         self._clock = clock
         self._wall = wall
@@ -455,6 +458,8 @@ class ReachabilityProber:
                 target.refused = (state, self._generation)
                 continue
             before, target.stored = target.stored, node.state
+            if self.on_change is not None:
+                self.on_change(target.node_id, before, node.state)
             level = logging.WARNING if state == "unreachable" or before == "unreachable" \
                 else logging.INFO
             log.log(level, "node %s at %s: %s -> %s", target.node_id[:16], target.address,

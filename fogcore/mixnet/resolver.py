@@ -76,7 +76,9 @@ class DirectoryResolver(Resolver):
             try:
                 # httpx bounds each read; this bounds the whole paged listing.
                 async with asyncio.timeout(self.timeout_s):
-                    entries = await self._client.list_nodes()
+                    # Every state: a packet already routed through a draining or
+                    # briefly unreachable hop still goes there; routes avoid them anyway.
+                    entries = await self._client.list_nodes(state="all")
             except (DirectoryError, TimeoutError) as exc:
                 self.errors += 1
                 log.warning("directory refresh failed: %s", str(exc))

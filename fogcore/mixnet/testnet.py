@@ -7,8 +7,10 @@ and publishes its VRF epoch proofs through the API with an operator key the supe
 creates for itself, and reports its counters as JSON lines on its standard output, which
 the supervisor turns into the live figures of `GET /api/betanet/status`.
 
-A node that exits on its own is reported (logged, shown as `down`, removed from the
-directory), never restarted silently. `stop()` stops every node with SIGTERM (they drain
+A node's state comes from the directory, whose prober learns within seconds whether the
+node answers on the network (`up`, `unreachable`, `draining`, `unknown` before its first
+probe), and is `down` once its process exited. A node that exits on its own is reported
+(logged, shown as `down`, removed from the directory), never restarted silently. `stop()` stops every node with SIGTERM (they drain
 every accepted packet), then the API.
 """
 
@@ -40,6 +42,8 @@ log = logging.getLogger("fogcore.testnet")
 
 STATE_FILE = "testnet.json"
 LAYER_NAMES = ("entry", "mix", "exit", "gateway")
+#: how often the supervisor reads the directory's node states
+DIRECTORY_POLL_S = 1.0
 _NODE_FIELDS = ("packets_in_per_s", "packets_out_per_s", "drops_per_s", "queue_depth",
                 "mean_delay_ms", "latency_p50_ms", "latency_p99_ms")
 
@@ -116,6 +120,9 @@ class NodeHandle:
     #: The node's delay parameters in µs, as the node derives them from its config.
     delay_mean_us: int = 0
     delay_max_us: int = 0
+    #: the directory's state of the node and since when (wall time)
+    directory_state: str = "unknown"
+    state_since: float = 0.0
 
     @property
     def address(self) -> str:
@@ -123,14 +130,36 @@ class NodeHandle:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
+    @property
+    def shown_state(self) -> str:
+        """`down` once the process exited, else the directory's state of the node."""
+        return self.directory_state if self.state == "up" else "down"
+
     def view(self) -> dict:
         """The node object of the betanet API."""
-        cur = self.series.current if self.state == "up" else NodeSeries._zero()
+        running = self.state == "up"
+        cur = self.series.current if running else NodeSeries._zero()
         out = {"node_id": self.node_id, "layer": self.layer, "format": self.format,
-               "address": self.address, "state": "up" if self.state == "up" else "down"}
+               "address": self.address, "state": self.shown_state,
+               "state_since": self.state_since}
         for name in _NODE_FIELDS:
             out[name] = cur[name]
-        out["connections"] = self.series.connections if self.state == "up" else 0
+        out["connections"] = self.series.connections if running else 0
+        return out
+
+    def detail(self) -> dict:
+        """The node object plus history, delay parameters and, when the node reports them,
+        its connection refusals and the states of its links to next hops."""
+        out = {**self.view(), "history": list(self.series.history),
+               "delay_mean_us": self.delay_mean_us, "delay_max_us": self.delay_max_us}
+        last = self.series.last or {}
+        refusals = last.get("refusals")
+        if isinstance(refusals, dict):
+            out["refusals"] = {str(k): int(v) for k, v in refusals.items()
+                               if isinstance(v, int) and not isinstance(v, bool)}
+        links = last.get("link_states")
+        if isinstance(links, dict):
+            out["link_states"] = {str(k): str(v) for k, v in links.items()}
         return out
 
 
@@ -224,6 +253,7 @@ class Testnet:
         self._api_key = ""
         self._next_index = 0
         self._stopping = False
+        self._watcher: asyncio.Task | None = None
         self.failed = asyncio.Event()
 
     # -- life cycle ----------------------------------------------------------------------
@@ -277,6 +307,7 @@ class Testnet:
         app.state.betanet = self
         self._server = _Server(app, sock)
         await self._server.start()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_directory())
         entry, mix, exit_ = layer_sizes(opts.nodes)
         layers = ["entry"] * entry + ["mix"] * mix + ["exit"] * exit_
         layers += ["gateway"] * opts.gateways
@@ -338,6 +369,9 @@ class Testnet:
         if self._stopping:
             return
         self._stopping = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         await asyncio.gather(*(self._terminate(h) for h in self._handles))
         if self._server is not None:
             await self._server.stop()
@@ -421,18 +455,48 @@ class Testnet:
     async def _await_listed(self, handle: NodeHandle) -> None:
         from fogcore.store import NotFound
 
+        # Listed is not enough: the node counts as started once the directory's prober
+        # heard it answer on the network, so clients and the status see it `up` at once.
         deadline = time.monotonic() + self.options.start_timeout_s
+        node = None
         while True:
             try:
-                await self.store.directory.get(handle.node_id)
-                return
+                node = await self.store.directory.get(handle.node_id)
+                if node.state == "up":
+                    handle.directory_state, handle.state_since = node.state, node.state_since
+                    return
             except NotFound:
                 pass
             if handle.process.returncode is not None or time.monotonic() > deadline:
                 await self._terminate(handle)
-                raise TestnetError(f"node {handle.node_id[:16]} never registered with the "
-                                   f"directory; see {handle.workdir / 'node.log'}")
+                what = ("never registered with the directory" if node is None else
+                        f"never answered the directory's probes (state {node.state})")
+                raise TestnetError(f"node {handle.node_id[:16]} {what}; "
+                                   f"see {handle.workdir / 'node.log'}")
             await asyncio.sleep(0.05)
+
+    async def _watch_directory(self) -> None:
+        """Copy the directory's node states into the handles every DIRECTORY_POLL_S and
+        report changes (the prober in the API writes them; a cut-off host's nodes turn
+        `unreachable` within seconds)."""
+        while True:
+            try:
+                nodes = await self.store.directory.list(include_expired=True, limit=1000)
+            except Exception as exc:  # the store closing at shutdown, a busy file
+                log.debug("directory states not read: %r", exc)
+                nodes = []
+            for node in nodes:
+                handle = self.nodes.get(node.node_id)
+                if handle is None or handle.state != "up":
+                    continue
+                before = handle.directory_state
+                handle.directory_state, handle.state_since = node.state, node.state_since
+                if before != node.state and not (before == "unknown" and node.state == "up"):
+                    level = logging.WARNING if "unreachable" in (before, node.state) \
+                        else logging.INFO
+                    log.log(level, "%s node %s at %s: %s -> %s", handle.layer,
+                            handle.node_id[:16], handle.address, before, node.state)
+            await asyncio.sleep(DIRECTORY_POLL_S)
 
     async def _follow(self, handle: NodeHandle) -> None:
         """Read the node's stats lines until it exits; report an exit nobody asked for."""
@@ -504,7 +568,7 @@ class Testnet:
         known = {h.node_id for h in nodes}
         links = []
         for h in nodes:
-            if h.state != "up":
+            if h.shown_state not in ("up", "draining"):
                 continue
             for peer, rate in sorted(h.series.links.items()):
                 if peer in known:
@@ -513,7 +577,7 @@ class Testnet:
         for h in nodes:
             for reason, n in h.series.drops_total.items():
                 drops[reason] = drops.get(reason, 0) + int(n)
-        up = [v for v in views if v["state"] == "up"]
+        up = [v for v in views if v["state"] in ("up", "draining")]
         delayed = [v for v in up if v["mean_delay_ms"] > 0]
         totals = {
             "packets_in_per_s": sum(v["packets_in_per_s"] for v in up),
@@ -532,8 +596,7 @@ class Testnet:
         handle = self.nodes.get(node_id)
         if handle is None or handle not in self._live():
             return None
-        return {**handle.view(), "history": list(handle.series.history),
-                "delay_mean_us": handle.delay_mean_us, "delay_max_us": handle.delay_max_us}
+        return handle.detail()
 
     async def deploy(self, layer: str, format: str) -> dict:
         """Start one more node of `layer` speaking `format`; its node object."""
@@ -577,7 +640,8 @@ class Testnet:
         lines.append(f"  data and node logs: {self.data_dir}")
         for h in sorted(self._live(), key=lambda h: (LAYER_NAMES.index(h.layer), h.index)):
             extra = f" fetch :{h.gateway_port}" if h.gateway_port else ""
-            lines.append(f"  {h.layer:<8} {h.node_id[:16]}  {h.address}{extra}")
+            lines.append(f"  {h.layer:<8} {h.node_id[:16]}  {h.address}{extra}  "
+                         f"{h.shown_state}")
         lines.append("try: fogcore ping --count 20    stop: Ctrl-C")
         return "\n".join(lines)
 

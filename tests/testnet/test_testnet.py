@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -169,3 +170,48 @@ def test_zz_node_killed_mid_traffic(up, run):
     status = httpx.get(f"{up.api}/api/betanet/status", headers=headers).json()
     states = {n["node_id"]: n["state"] for n in status["nodes"]}
     assert states[victim["node_id"]] == "down"
+
+
+def test_z_stopped_node_turns_unreachable_and_back(up):
+    """A node that stops answering on the network (SIGSTOP: its process lives on, like a
+    host cut off) is `unreachable` in the status and gone from the listing within 10 s,
+    and `up` and listed again within 10 s after it resumes."""
+    headers = login(up.api)
+    r = httpx.post(f"{up.api}/api/betanet/deploy", headers=headers,
+                   json={"layer": "mix", "format": up.format}, timeout=40)
+    assert r.status_code == 201, r.text
+    node_id = r.json()["node_id"]
+    victim = next(n for n in up.state["nodes"] if n["node_id"] == node_id)
+
+    def wait_for(state: str) -> dict:
+        deadline = time.monotonic() + 10
+        while True:
+            status = httpx.get(f"{up.api}/api/betanet/status", headers=headers).json()
+            node = next(n for n in status["nodes"] if n["node_id"] == node_id)
+            if node["state"] == state:
+                return node
+            assert time.monotonic() < deadline, f"still {node['state']}, not {state}"
+            time.sleep(0.2)
+
+    def listed() -> set[str]:
+        nodes = httpx.get(f"{up.api}/api/directory/nodes").json()["nodes"]
+        return {n["node_id"] for n in nodes}
+
+    os.kill(victim["pid"], signal.SIGSTOP)
+    try:
+        wait_for("unreachable")
+        assert node_id not in listed()
+        everything = httpx.get(f"{up.api}/api/directory/nodes",
+                               params={"state": "all"}).json()["nodes"]
+        assert {n["node_id"]: n["state"] for n in everything}[node_id] == "unreachable"
+    finally:
+        os.kill(victim["pid"], signal.SIGCONT)
+    wait_for("up")
+    assert node_id in listed()
+    detail = httpx.get(f"{up.api}/api/betanet/nodes/{node_id}", headers=headers).json()
+    assert detail["state"] == "up" and detail["state_since"] > 0
+    if "refusals" in detail:  # reported by nodes that count their refusals
+        assert set(detail["refusals"]) >= {"total_cap", "source_cap", "no_first_frame",
+                                           "idle", "draining"}
+    assert httpx.delete(f"{up.api}/api/betanet/nodes/{node_id}", headers=headers,
+                        timeout=40).status_code == 204
