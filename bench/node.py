@@ -335,7 +335,10 @@ class _Bench:
         settings = dict(format=fmt, keys_file=self.keys_file, key_epoch_s=KEY_EPOCH_S,
                         key_overlap_s=0, mean_delay_ms=1.0, max_delay_ms=20.0,
                         replay_capacity=max(2 * self.plan["pool"], 100_000),
-                        peers={self.sink_keys.node_id.hex(): "{}:{}".format(*self.sink_address)})
+                        peers={self.sink_keys.node_id.hex(): "{}:{}".format(*self.sink_address)},
+                        # the sink answers no probe; the generator opens up to 1000
+                        # connections from 127.0.0.1
+                        probe_interval_s=0, max_connections_per_source=0)
         settings.update(extra)
         return settings
 
