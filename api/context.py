@@ -1,5 +1,5 @@
-"""What the routes share: settings, the store, authentication, caches, the benchmark
-runner. One `ApiContext` per app, reached from a request as `context(request)`; the
+"""What the routes share: settings, the store, authentication, the login backoff, caches,
+the benchmark runner. One `ApiContext` per app, reached from a request as `context(request)`; the
 lifespan fills in the parts that need the event loop (the store and what uses it)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from fogcore.store import Store
 from .auth import Authenticator, Principal, require
 from .benchrunner import BenchManager
 from .cache import TTLCache
+from .lockout import LoginBackoff
 from .logs import AccessLog
 from .metrics import ApiMetrics
 from .settings import Settings
@@ -33,6 +34,12 @@ class ApiContext:
         self.auth: Authenticator | None = None
         self.bench: BenchManager | None = None
         self.access_log = AccessLog() if settings.access_log else None
+        self.login_backoff = LoginBackoff(
+            failures=settings.login_backoff_failures,
+            base=settings.login_backoff_base,
+            longest=settings.login_backoff_max,
+            max_accounts=settings.login_backoff_accounts,
+        )
 
     def require_store(self) -> Store:
         """The store (the app's lifespan has opened it)."""

@@ -2,11 +2,14 @@
 
 Bodies must be JSON (`application/json`) and decode straight into a msgspec Struct; a value
 that does not fit is a 422 naming the field. msgspec stops at the first problem it finds, so
-a 422 lists one field; fixing it and retrying shows the next.
+a 422 lists one field; fixing it and retrying shows the next. An object with the same key
+twice is a 422 too: decoders disagree on which of the two counts (msgspec keeps the last),
+so a body that a proxy or an audit log reads one way must not be acted on the other way.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TypeVar
 
@@ -15,7 +18,9 @@ from starlette.requests import Request
 
 from .errors import ApiError
 
-__all__ = ["read_body", "read_query", "field_errors", "from_hex", "invalid"]
+__all__ = [
+    "read_body", "read_query", "check_unique_keys", "field_errors", "from_hex", "invalid",
+]
 
 T = TypeVar("T")
 
@@ -46,21 +51,59 @@ def invalid(field: str, message: str) -> ApiError:
     )
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> None:
+    # Called by the decoder for every object; the values are not needed, only the check.
+    if len(pairs) > 1 and len({key for key, _ in pairs}) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+
+
+def check_unique_keys(body: bytes) -> None:
+    """422 when an object of the JSON document `body` (already known to be valid JSON)
+    has a key twice, at any depth; 400 when it is nested too deeply to check."""
+    try:
+        json.loads(body, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as exc:
+        raise invalid(exc.key, f"the key `{exc.key}` appears more than once in one object") \
+            from None
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError:  # not expected after msgspec accepted it; refused all the same
+        raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, "malformed_json", "the body is nested too deeply")
+
+
 async def read_body(request: Request, model: type[T]) -> T:
     """The JSON body decoded into `model`; 415 when not JSON, 400 when malformed, 422 when a
-    field does not fit."""
+    field does not fit or an object has a key twice."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise ApiError(415, "unsupported_media_type", "the body must be application/json")
     body = await request.body()
     try:
-        return msgspec.json.decode(body, type=model)
+        value = msgspec.json.decode(body, type=model)
     except msgspec.ValidationError as exc:
         raise ApiError(
             422, "validation_failed", "the request is not valid", fields=field_errors(exc)
         ) from None
     except msgspec.DecodeError:
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+    except RecursionError:
+        raise _too_deep() from None
+    check_unique_keys(body)
+    return value
 
 
 def read_query(request: Request, model: type[T]) -> T:

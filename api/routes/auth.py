@@ -1,5 +1,6 @@
 """Login, logout and who-am-I."""
 
+import math
 import time
 
 from starlette.requests import Request
@@ -46,6 +47,15 @@ async def login(request: Request) -> Response:
     ctx = context(request)
     store = ctx.require_store()
     creds = await read_body(request, LoginRequest)
+    wait = ctx.login_backoff.attempt(creds.username, time.monotonic())
+    if wait:
+        # Refused before the password is checked: a guess costs the attacker a request and
+        # the server nothing, and the answer is the same for unknown accounts.
+        ctx.metrics.rate_limited.labels("login_account").inc()
+        raise ApiError(
+            429, "rate_limited", "too many failed logins for this account; retry later",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
     try:
         user = await store.users.get_by_username(creds.username)
     except NotFound:
@@ -55,6 +65,7 @@ async def login(request: Request) -> Response:
         ctx.metrics.auth_failures.inc()
         await audit(request, "anonymous", "auth.login_failed", target=creds.username)
         raise unauthorized("invalid username or password")
+    ctx.login_backoff.succeeded(creds.username)
     token = new_session_token()
     expires_at = time.time() + ctx.settings.session_ttl
     async with store.transaction():

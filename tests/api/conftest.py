@@ -8,16 +8,23 @@ an unreachable server fails the PostgreSQL tests with a message saying so."""
 from __future__ import annotations
 
 import secrets
+import socket
+import threading
 import time
 from dataclasses import dataclass
 
 import httpx
 import pytest
+import uvicorn
 from starlette.applications import Starlette
 
 from fogcore.api import RateLimit, Settings, create_app
 from fogcore.api.auth import _hash_password_sync, new_session_token, token_hash
+from fogcore.api.server import server_options
 from fogcore.store import Store
+
+#: Seconds any one wait on a real server may take before the test fails.
+DEADLINE = 10.0
 
 PASSWORD = "correct horse battery staple"
 # Hashing is deliberately slow; the tests hash this one password once.
@@ -97,3 +104,32 @@ def api(run, store_url, tmp_path):
         return run(main())
 
     return runner
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def serve(request, store_url, tmp_path):
+    """`serve(**settings)`: the app in a real uvicorn server on 127.0.0.1, started with
+    the production `server_options`, on each event loop; returns its (host, port)."""
+    started = []
+
+    def start(**overrides):
+        app = create_app(test_settings(store_url, tmp_path, **overrides))
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(app, loop=request.param, lifespan="on", log_level="error",
+                                **server_options(app))
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        started.append((server, thread, sock))
+        deadline = time.monotonic() + DEADLINE
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+            time.sleep(0.01)
+        return sock.getsockname()
+
+    yield start
+    for server, thread, sock in started:
+        server.should_exit = True
+        thread.join(DEADLINE)
+        sock.close()

@@ -9,47 +9,14 @@ import contextlib
 import re
 import select
 import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 
 from fogcore.api import Settings, create_app
 from fogcore.api.protocol import HeadLimitedProtocol
 from fogcore.api.server import server_options
 
-from .conftest import test_settings
-
-DEADLINE = 10.0  # seconds any one wait in these tests may take before it fails
-
-
-@pytest.fixture(params=["uvloop", "asyncio"])
-def serve(request, store_url, tmp_path):
-    """`serve(**settings)`: the app in a real server on 127.0.0.1; returns its address."""
-    started = []
-
-    def start(**overrides):
-        app = create_app(test_settings(store_url, tmp_path, **overrides))
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(app, loop=request.param, lifespan="on", log_level="error",
-                                **server_options(app))
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        started.append((server, thread, sock))
-        deadline = time.monotonic() + DEADLINE
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-            time.sleep(0.01)
-        return sock.getsockname()
-
-    yield start
-    for server, thread, sock in started:
-        server.should_exit = True
-        thread.join(DEADLINE)
-        sock.close()
+from .conftest import DEADLINE
 
 
 def _connect(address) -> socket.socket:
