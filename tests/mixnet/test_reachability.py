@@ -233,3 +233,20 @@ def test_settings_are_checked():
         ProbeSettings(interval_s=0)
     with pytest.raises(ValueError):
         ProbeSettings(backoff_min_s=2.0, backoff_max_s=1.0)
+
+
+def test_real_node_is_up_then_unreachable_once_stopped(probed, net):
+    """A real `MixNode` (both implementations) answers the probes; stopped, it turns
+    `unreachable`."""
+
+    async def body(store, prober, registry):
+        node = await net.node(11)
+        host, port = node.address
+        await register(store, node.node_id.hex(), node.node_id, f"{host}:{port}")
+        await wait_state(store, node.node_id.hex(), "up")
+        assert metric(registry, "fogcore_directory_probe_failures_total",
+                      reason="bad_ack") == 0
+        await net.stop()
+        await wait_state(store, node.node_id.hex(), "unreachable")
+
+    probed(body)
