@@ -15,6 +15,11 @@ Each packet's delay is an exponential draw with mean `mean_us` microseconds, cla
 where -ln u is computed with integers only (`neg_ln_q30`), so that every platform and both
 implementations give exactly the same microseconds and an auditor can demand equality.
 
+The node's VRF secret key is not its Ed25519 identity seed (Ed25519 and ECVRF would derive
+their nonces from the same secret) but a key derived from it with a label of its own
+(`vrf_secret_key`, docs/vrf-delays.md §1.1); its public half is published in the node's
+descriptor (`vrf_public_key`, docs/directory.md).
+
 The node cannot bias the delays (beta is fixed by its key and the epoch number) and nobody
 can predict them before the node publishes the proof after the epoch. A sender knows its
 packet's replay tag at every hop, so with the published proof it can `audit` the delay each
@@ -29,6 +34,7 @@ from fogcore._impl import compiled
 __all__ = [
     "DELAY_LABEL",
     "EPOCH_LABEL",
+    "VRF_KEY_LABEL",
     "IMPLEMENTATION",
     "EpochDelays",
     "audit",
@@ -37,15 +43,37 @@ __all__ = [
     "epoch_alpha",
     "expected_delay_us",
     "neg_ln_q30",
+    "vrf_public_key",
+    "vrf_secret_key",
 ]
 
 EPOCH_LABEL = b"fogcore/vrf-delay-epoch/v1"
+VRF_KEY_LABEL = b"fogcore vrf key v1"
 DELAY_LABEL = b"fogcore/vrf-delay/v1"
 TAG_BYTES = 32
 _U32 = 2**32
 
 # round(ln 2 * 2^28): (53 << 30) * LN2_Q28 stays below 2^64, as the C code needs.
 LN2_Q28 = 186065279
+
+
+def vrf_secret_key(identity_seed: bytes) -> bytes:
+    """The node's 32-byte VRF secret key, derived from its 32-byte Ed25519 identity seed:
+    BLAKE2b(key = identity seed, data = VRF_KEY_LABEL, digest 32 bytes).
+
+    A keyed hash of the seed under a label used nowhere else, so the VRF and Ed25519
+    never share a secret (both derive nonces from theirs) while the node still keeps a
+    single seed. Raises ValueError when the seed is not 32 bytes."""
+    identity_seed = bytes(identity_seed)
+    if len(identity_seed) != 32:
+        raise ValueError("identity seed must be 32 bytes")
+    return hashlib.blake2b(VRF_KEY_LABEL, key=identity_seed, digest_size=32).digest()
+
+
+def vrf_public_key(identity_seed: bytes) -> bytes:
+    """The 32-byte VRF public key of the node with this identity seed, as published in its
+    descriptor (the RFC 9381 public key of `vrf_secret_key(identity_seed)`)."""
+    return vrf.public_key(vrf_secret_key(identity_seed))
 
 
 def epoch_alpha(epoch: int) -> bytes:
@@ -100,6 +128,7 @@ delay_us = _compiled.delay_us if _compiled is not None else delay_us_reference
 
 class EpochDelays:
     """A node's delays for one epoch: its VRF proof and output, and the delay parameters.
+    `secret_key` is the node's VRF secret key (`vrf_secret_key`), never its identity seed.
 
     The node keeps `proof` private until the epoch is over, then publishes it (with the
     epoch number) so that senders can audit the delays it applied."""

@@ -2,8 +2,9 @@
 
 A node proves one VRF output per delay epoch (see `fogcore.delays`); anyone holding its
 public key can check the proof and recompute the output. Secret keys are RFC 8032 32-byte
-seeds, so an Ed25519 identity seed works unchanged and the public key equals the Ed25519
-public key.
+seeds and public keys are derived as for Ed25519. A node never uses its Ed25519 identity
+seed here (both schemes derive nonces from the secret): its VRF key is derived from the
+seed under a label of its own (`fogcore.delays.vrf_secret_key`).
 
 Compiled mode calls libsodium's edwards25519 operations from C (`fogcore._ext._vrf`); pure
 mode (`FOGCORE_NO_EXTENSIONS=1`) uses the big-integer reference `fogcore._vrf_py`. Both give

@@ -165,3 +165,49 @@ def test_audit_rejects_a_proof_for_another_epoch_or_key():
         delays.audit(other_pk, 7, epoch.proof, tag, epoch.delay_us(tag), MEAN, MAX)
     with pytest.raises(vrf.InvalidProof):
         delays.audit(PK, 7, epoch.proof[:-1], tag, epoch.delay_us(tag), MEAN, MAX)
+
+
+# ---- the node's VRF key (docs/vrf-delays.md §1.1) ------------------------------------------
+
+KAT_SEED = bytes(range(32))
+KAT_VRF_SECRET = h("21d348a9c7d1d479b0ca560dbf94c3a731cf4a42476a2387d0a89f17c3f653a5")
+KAT_VRF_PUBLIC = h("57c1315d37dd65af8c51ad2683eb444ed85530a50bad5e1552549ce820b8f508")
+KAT_IDENTITY = h("03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8")
+
+
+def test_vrf_key_derivation_known_answer():
+    import hashlib
+
+    import nacl.bindings as nb
+
+    secret = delays.vrf_secret_key(KAT_SEED)
+    assert secret == KAT_VRF_SECRET
+    # the documented formula, written out
+    assert secret == hashlib.blake2b(b"fogcore vrf key v1", key=KAT_SEED, digest_size=32).digest()
+    assert delays.VRF_KEY_LABEL == b"fogcore vrf key v1"
+    assert delays.vrf_public_key(KAT_SEED) == KAT_VRF_PUBLIC == vrf.public_key(secret)
+    identity = nb.crypto_sign_seed_keypair(KAT_SEED)[0]
+    assert identity == KAT_IDENTITY and KAT_VRF_PUBLIC != identity
+    assert secret != KAT_SEED
+
+
+def test_vrf_key_derivation_is_deterministic_and_per_seed():
+    assert delays.vrf_secret_key(bytearray(KAT_SEED)) == delays.vrf_secret_key(KAT_SEED)
+    assert delays.vrf_secret_key(b"\x01" * 32) != delays.vrf_secret_key(b"\x02" * 32)
+    for bad in (b"", bytes(31), bytes(33)):
+        with pytest.raises(ValueError):
+            delays.vrf_secret_key(bad)
+
+
+def test_proof_verifies_under_the_vrf_key_not_the_identity_key(impl_mode):
+    from fogcore import _vrf_py
+
+    impl = load_impl(impl_mode, "_vrf", _vrf_py)
+    epoch = delays.EpochDelays(delays.vrf_secret_key(KAT_SEED), 7, MEAN, MAX)
+    alpha = delays.epoch_alpha(7)
+    assert impl.verify(KAT_VRF_PUBLIC, epoch.proof, alpha) == epoch.beta
+    assert impl.verify(KAT_IDENTITY, epoch.proof, alpha) is None
+    assert delays.audit(KAT_VRF_PUBLIC, 7, epoch.proof, bytes(32), epoch.delay_us(bytes(32)),
+                        MEAN, MAX)
+    with pytest.raises(vrf.InvalidProof):
+        delays.audit(KAT_IDENTITY, 7, epoch.proof, bytes(32), 0, MEAN, MAX)

@@ -1,12 +1,14 @@
 """Betanet VRF delay proofs: read a node's published epoch proof, publish one (operator),
-and audit the delay a node gave a packet."""
+and audit the delay a node gave a packet. Proofs verify under the VRF key of the node's
+signed descriptor (docs/directory.md, version 2), never under its identity key."""
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from fogcore import delays, vrf
-from fogcore.store import Conflict, NotFound, VrfEpochProof
+from fogcore.mixnet.descriptor import DescriptorError, decode_descriptor
+from fogcore.store import Conflict, NodeDescriptor, NotFound, VrfEpochProof
 
 from ..context import audit, context, principal_of, require_role
 from ..errors import ApiError, JSONResponse
@@ -33,6 +35,16 @@ def proof_out(proof: VrfEpochProof) -> dict:
         "beta": proof.beta.hex(),
         "published_at": proof.published_at,
     }
+
+
+def _vrf_key(node: NodeDescriptor) -> bytes:
+    """The VRF public key in the node's stored descriptor (verified when it was registered);
+    409 when the stored bytes carry none."""
+    try:
+        return decode_descriptor(node.descriptor).vrf_key
+    except DescriptorError:
+        raise ApiError(409, "conflict", "the node's stored descriptor carries no usable "
+                                        "VRF key; it must register again") from None
 
 
 def _path(request: Request) -> tuple[str, int]:
@@ -69,7 +81,7 @@ async def publish_proof(request: Request) -> Response:
     except NotFound:
         raise ApiError(404, "not_found", "no such node") from None
     try:
-        beta = vrf.verify(node.identity_key, proof, delays.epoch_alpha(epoch))
+        beta = vrf.verify(_vrf_key(node), proof, delays.epoch_alpha(epoch))
     except vrf.InvalidProof:
         raise invalid("proof", "the proof does not verify for this node and epoch") from None
     try:
@@ -96,7 +108,7 @@ async def audit_delay(request: Request) -> Response:
     except NotFound:
         raise ApiError(404, "not_found", "no proof published for this node and epoch") from None
     try:
-        valid = delays.audit(node.identity_key, req.epoch, published.proof, tag,
+        valid = delays.audit(_vrf_key(node), req.epoch, published.proof, tag,
                              req.claimed_delay_us, req.mean_us, req.max_us)
     except vrf.InvalidProof:
         # Proofs are verified before they are stored; this one no longer matches the node.

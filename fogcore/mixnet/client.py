@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import fogcore.packet as packet_api
-from fogcore.delays import EpochDelays
+from fogcore.delays import EpochDelays, vrf_public_key, vrf_secret_key
 from fogcore.mixnet.descriptor import sign_descriptor
 from fogcore.mixnet.fragment import (
     HEADER_SIZE,
@@ -948,7 +948,7 @@ class LoopbackNetwork:
         """Every node's descriptor, signed by its identity, as (encoded, signature)."""
         out = []
         for node in self.nodes.values():
-            d = sign_descriptor(node.keys.identity_seed, routing_key=node.keys.routing_public,
+            d = sign_descriptor(node.keys.identity_seed, vrf_key=vrf_public_key(node.keys.identity_seed), routing_key=node.keys.routing_public,
                                 layer=node.layer, format=self.format, address=node.address,
                                 lifetime=lifetime)
             out.append((d.encoded, d.signature))
@@ -980,12 +980,17 @@ class LoopbackNetwork:
     def _epoch_delays(self, node: _LoopbackNode, epoch: int) -> EpochDelays:
         delays = node.epochs.get(epoch)
         if delays is None:
-            delays = EpochDelays(node.keys.identity_seed, epoch, self.mean_delay_us,
+            delays = EpochDelays(vrf_secret_key(node.keys.identity_seed), epoch, self.mean_delay_us,
                                  self.max_delay_us)
             node.epochs[epoch] = delays
             while len(node.epochs) > 4:
                 del node.epochs[min(node.epochs)]
         return delays
+
+    async def vrf_key(self, node_id: bytes) -> bytes | None:
+        """The VRF public key a node publishes in its descriptor, None for an unknown node."""
+        node = self.nodes.get(bytes(node_id))
+        return None if node is None else vrf_public_key(node.keys.identity_seed)
 
     async def epoch_proof(self, node_id: bytes, epoch: int) -> bytes | None:
         """A node's VRF proof for `epoch`, published only once the epoch is over."""

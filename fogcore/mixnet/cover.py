@@ -76,10 +76,16 @@ class LoopRecord:
 
 
 class ProofSource(Protocol):
-    """Where published epoch proofs come from (`DirectoryClient`, `LoopbackNetwork`)."""
+    """Where published epoch proofs and the nodes' VRF keys come from (`LoopbackNetwork`;
+    a directory client that verifies the descriptors it lists)."""
 
     async def epoch_proof(self, node_id: bytes, epoch: int) -> bytes | None:
         """The node's proof for a finished delay epoch, None when it has none."""
+
+    async def vrf_key(self, node_id: bytes) -> bytes | None:
+        """The VRF public key of the node's verified descriptor (docs/directory.md, version
+        2), None when the node is unknown. Proofs verify under this key, never under the
+        node id (the identity key)."""
 
 
 class AuditVerdict(enum.Enum):
@@ -201,15 +207,18 @@ class DelayAuditor:
 
     async def _proof(self, node: bytes, epoch: int) -> bytes | None:
         """The node's verified epoch output (`beta`), `_INVALID` for a bad proof, None
-        when none is published."""
+        when none is published (or the node has no known VRF key to check it with)."""
         cached = self._proofs.get((node, epoch))
         if cached is not None:
             return cached
         proof = await self.proofs.epoch_proof(node, epoch)
         if proof is None:
             return None
+        key = await self.proofs.vrf_key(node)
+        if key is None:
+            return None
         try:
-            beta = vrf.verify(node, proof, delays.epoch_alpha(epoch))
+            beta = vrf.verify(key, proof, delays.epoch_alpha(epoch))
         except vrf.InvalidProof:
             beta = _INVALID
         self._proofs[(node, epoch)] = beta
@@ -279,10 +288,11 @@ class DelayAuditor:
         against the published proof. True or False is recorded in the node's reputation;
         None when no proof is published; a bad proof counts as `bad_proofs` and is False."""
         proof = await self.proofs.epoch_proof(node, epoch)
-        if proof is None:
+        key = await self.proofs.vrf_key(node)
+        if proof is None or key is None:
             return None
         try:
-            ok = delays.audit(node, epoch, proof, tag, claimed_delay_us, self.mean_us,
+            ok = delays.audit(key, epoch, proof, tag, claimed_delay_us, self.mean_us,
                               self.max_us)
         except vrf.InvalidProof:
             self._rep(node).bad_proofs += 1

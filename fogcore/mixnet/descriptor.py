@@ -1,8 +1,10 @@
 """Node descriptors: what a mix node publishes to the directory, signed with its identity key.
 
-The byte layout is specified in docs/directory.md. A descriptor binds a node's Ed25519
-identity key to its current X25519 routing key, its place in the stratified topology, the
-packet format it speaks, its address and a validity window. The directory stores the exact
+The byte layout is specified in docs/directory.md. A descriptor (version 2) binds a node's
+Ed25519 identity key to its current X25519 routing key, its VRF public key (the key its
+delay proofs verify under, docs/vrf-delays.md §1.1), its place in the stratified topology,
+the packet format it speaks, its address and a validity window. Version 1, which carried
+no VRF key, is no longer accepted. The directory stores the exact
 signed bytes, so anyone can check a listing again without trusting the directory.
 """
 
@@ -19,6 +21,8 @@ from typing import Any, Final
 import nacl.bindings as nb
 import nacl.exceptions
 import nacl.signing
+
+from fogcore import delays
 
 __all__ = [
     "MAGIC",
@@ -42,7 +46,7 @@ __all__ = [
 ]
 
 MAGIC: Final = b"FOGD"
-VERSION: Final = 1
+VERSION: Final = 2
 #: Layer numbers and their names: three mix layers (stratified topology) and gateways.
 LAYERS: Final = {0: "entry", 1: "mix", 2: "exit", 3: "gateway"}
 #: Packet format codes on the wire and their names (as in `fogcore.store.NODE_FORMATS`).
@@ -96,6 +100,7 @@ class Descriptor:
 
     identity_key: bytes
     routing_key: bytes
+    vrf_key: bytes
     layer: int
     format: str
     address: str
@@ -121,6 +126,8 @@ class Descriptor:
             "node_id": self.node_id,
             "identity_key": self.identity_key.hex(),
             "routing_key": self.routing_key.hex(),
+            "vrf_key": self.vrf_key.hex(),
+            "version": VERSION,
             "layer": self.layer,
             "layer_name": self.layer_name,
             "format": self.format,
@@ -142,6 +149,18 @@ def _check_identity_key(key: bytes) -> None:
     # signatures made without any secret.
     if not nb.crypto_core_ed25519_is_valid_point(key):
         raise InvalidKey("identity key is not a valid Ed25519 public key")
+
+
+def _check_vrf_key(key: bytes, identity_key: bytes) -> None:
+    if len(key) != KEY_SIZE:
+        raise InvalidKey(f"VRF key must be {KEY_SIZE} bytes, got {len(key)}")
+    # RFC 9381 validate_key refuses small-order keys (a proof under one says nothing);
+    # libsodium's check is stricter (canonical, main subgroup), which a derived key meets.
+    if not nb.crypto_core_ed25519_is_valid_point(key):
+        raise InvalidKey("VRF key is not a valid edwards25519 public key")
+    # The identity key as VRF key is the secret reuse version 2 exists to end.
+    if key == identity_key:
+        raise InvalidKey("VRF key must not be the identity key")
 
 
 def _check_routing_key(key: bytes) -> None:
@@ -186,18 +205,21 @@ def encode_descriptor(
     *,
     identity_key: bytes,
     routing_key: bytes,
+    vrf_key: bytes,
     layer: int | str,
     format: str,
     address: str,
     published_at: int,
     expires_at: int,
 ) -> bytes:
-    """The canonical byte string of a descriptor (docs/directory.md §2). Raises
+    """The canonical byte string of a version 2 descriptor (docs/directory.md §2). Raises
     `InvalidKey` or `MalformedDescriptor` for a field that cannot be encoded."""
     identity_key = bytes(identity_key)
     routing_key = bytes(routing_key)
+    vrf_key = bytes(vrf_key)
     _check_identity_key(identity_key)
     _check_routing_key(routing_key)
+    _check_vrf_key(vrf_key, identity_key)
     layer_number = _layer_number(layer)
     if format not in _FORMAT_BY_NAME:
         raise MalformedDescriptor(f"format must be one of {sorted(_FORMAT_BY_NAME)}")
@@ -212,6 +234,8 @@ def encode_descriptor(
             identity_key,
             bytes((KEY_SIZE,)),
             routing_key,
+            bytes((KEY_SIZE,)),
+            vrf_key,
             _TIMES.pack(published_at, expires_at),
             bytes((len(raw_address),)),
             raw_address,
@@ -249,6 +273,7 @@ def decode_descriptor(encoded: bytes) -> Descriptor:
     if magic != MAGIC:
         raise MalformedDescriptor("not a fogcore node descriptor (bad magic)")
     if version != VERSION:
+        # Version 1 carried no VRF key: its nodes proved delays with the identity seed.
         raise MalformedDescriptor(f"unsupported descriptor version {version}")
     if layer not in LAYERS:
         raise MalformedDescriptor(f"unknown layer {layer}")
@@ -256,12 +281,14 @@ def decode_descriptor(encoded: bytes) -> Descriptor:
         raise MalformedDescriptor(f"unknown packet format code {format_code}")
     identity_key = r.take(r.byte())
     routing_key = r.take(r.byte())
+    vrf_key = r.take(r.byte())
     published_at, expires_at = _TIMES.unpack(r.take(_TIMES.size))
     raw_address = r.take(r.byte())
     if r.pos != len(data):
         raise MalformedDescriptor("trailing bytes after the descriptor")
     _check_identity_key(identity_key)
     _check_routing_key(routing_key)
+    _check_vrf_key(vrf_key, identity_key)
     try:
         address = raw_address.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -272,6 +299,7 @@ def decode_descriptor(encoded: bytes) -> Descriptor:
     return Descriptor(
         identity_key=identity_key,
         routing_key=routing_key,
+        vrf_key=vrf_key,
         layer=layer,
         format=FORMATS[format_code],
         address=address,
@@ -290,10 +318,12 @@ def sign_descriptor(
     address: str,
     published_at: int | None = None,
     lifetime: int = 3600,
+    vrf_key: bytes | None = None,
 ) -> Descriptor:
     """Build and sign a descriptor with the node's identity: an Ed25519 `SigningKey` or its
     32-byte seed. `published_at` defaults to now; the descriptor expires `lifetime`
-    seconds later."""
+    seconds later. `vrf_key` is the node's VRF public key; by default the one derived from
+    the identity seed (`fogcore.delays.vrf_public_key`), which is what a node uses."""
     if isinstance(identity, nacl.signing.SigningKey):
         signing_key = identity
     else:
@@ -304,9 +334,12 @@ def sign_descriptor(
     if not 0 < lifetime <= MAX_LIFETIME:
         raise MalformedDescriptor(f"lifetime must be in 1..{MAX_LIFETIME} seconds")
     published = int(time.time()) if published_at is None else int(published_at)
+    if vrf_key is None:
+        vrf_key = delays.vrf_public_key(bytes(signing_key))  # bytes(): the 32-byte seed
     encoded = encode_descriptor(
         identity_key=bytes(signing_key.verify_key),
         routing_key=routing_key,
+        vrf_key=vrf_key,
         layer=layer,
         format=format,
         address=address,

@@ -1,5 +1,6 @@
-"""A node's keys on disk: the Ed25519 identity seed (the node id and its VRF key) and one
-X25519 routing key per key epoch.
+"""A node's keys on disk: the Ed25519 identity seed (the node id) and one X25519 routing
+key per key epoch. The node's VRF key is derived from the identity seed under its own label
+(`fogcore.delays.vrf_secret_key`), never the seed itself, so it is not stored.
 
 Routing keys rotate every `key_epoch_s` seconds; after a rotation the previous key stays
 accepted for `overlap_s` seconds, so packets built just before the rotation from the
@@ -12,6 +13,7 @@ import os
 import tempfile
 import time
 
+from fogcore.delays import vrf_public_key, vrf_secret_key
 from fogcore.packet import NodeKeys
 
 __all__ = ["KeyStore", "KeyStoreError"]
@@ -47,6 +49,9 @@ class KeyStore:
             raise KeyStoreError("identity seed must be 32 bytes")
         self.identity_seed = seed
         self.node_id = NodeKeys(seed, bytes(32)).node_id
+        #: the secret key of the node's delay proofs, and its public half (descriptor v2)
+        self.vrf_secret_key = vrf_secret_key(seed)
+        self.vrf_public_key = vrf_public_key(seed)
         self._save()
 
     def _load(self, path: str) -> bytes:

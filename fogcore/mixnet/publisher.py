@@ -140,7 +140,7 @@ class Publisher:
 
     async def _register(self, routing: bytes) -> None:
         node = self.node
-        d = sign_descriptor(node.keystore.identity_seed, routing_key=routing,
+        d = sign_descriptor(node.keystore.identity_seed, vrf_key=node.keystore.vrf_public_key, routing_key=routing,
                             layer=node.config.layer, format=node.config.format,
                             address=self.address, lifetime=self.lifetime)
         r = await self._client.post("/api/directory/nodes", json={

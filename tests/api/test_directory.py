@@ -22,6 +22,8 @@ from fogcore.mixnet.descriptor import (
 
 SEED = bytes(range(32))
 ROUTING = nb.crypto_scalarmult_base(bytes(range(32, 64)))
+# docs/vrf-delays.md §1.1: the VRF public key derived from SEED
+VRF_KEY = bytes.fromhex("57c1315d37dd65af8c51ad2683eb444ed85530a50bad5e1552549ce820b8f508")
 
 
 def make(seed=SEED, **fields):
@@ -34,13 +36,53 @@ def test_round_trip_and_layout():
     d = make(published_at=1_700_000_000, lifetime=600)
     identity = nb.crypto_sign_seed_keypair(SEED)[0]
     assert d.identity_key == identity and d.node_id == identity.hex()
-    # docs/directory.md §2: magic, version, layer, format, then length-prefixed keys.
-    assert d.encoded[:8] == b"FOGD\x01\x01\x01\x20"
+    # docs/directory.md §2: magic, version 2, layer, format, then length-prefixed keys.
+    assert d.encoded[:8] == b"FOGD\x02\x01\x01\x20"
     assert d.encoded[8:40] == identity and d.encoded[40] == 32
-    assert struct.unpack(">QQ", d.encoded[73:89]) == (1_700_000_000, 1_700_000_600)
-    assert d.encoded[89] == len("10.0.0.1:9000") and len(d.encoded) == 90 + 13
+    assert d.encoded[41:73] == ROUTING and d.encoded[73] == 32
+    assert d.encoded[74:106] == VRF_KEY == d.vrf_key == delays.vrf_public_key(SEED)
+    assert struct.unpack(">QQ", d.encoded[106:122]) == (1_700_000_000, 1_700_000_600)
+    assert d.encoded[122] == len("10.0.0.1:9000") and len(d.encoded) == 123 + 13
+    assert d.encoded[123:] == b"10.0.0.1:9000"
     got = verify_descriptor(d.encoded, d.signature, now=1_700_000_100)
-    assert got == d and got.info()["layer_name"] == "mix"
+    assert got == d and got.vrf_key == VRF_KEY
+    assert got.info()["layer_name"] == "mix" and got.info()["vrf_key"] == VRF_KEY.hex()
+    assert got.info()["version"] == 2
+
+
+def test_vrf_key_is_the_derived_one_and_signed():
+    d = make(published_at=1_700_000_000)
+    assert d.vrf_key != d.identity_key
+    # an explicit key is published as given; the signature covers it
+    other = delays.vrf_public_key(b"\x09" * 32)
+    e = make(published_at=1_700_000_000, vrf_key=other)
+    assert decode_descriptor(e.encoded).vrf_key == other
+    forged = e.encoded[:74] + VRF_KEY + e.encoded[106:]
+    with pytest.raises(InvalidSignature):
+        verify_descriptor(forged, e.signature, now=1_700_000_100)
+
+
+def test_vrf_key_checks():
+    identity = nb.crypto_sign_seed_keypair(SEED)[0]
+    with pytest.raises(InvalidKey):
+        make(vrf_key=identity)  # the key reuse version 2 exists to end
+    with pytest.raises(InvalidKey):
+        make(vrf_key=VRF_KEY[:31])
+    with pytest.raises(InvalidKey):
+        make(vrf_key=bytes([1] + [0] * 31))  # the identity point: small order
+    d = make(published_at=1_700_000_000)
+    same = d.encoded[:74] + identity + d.encoded[106:]
+    with pytest.raises(InvalidKey):
+        decode_descriptor(same)
+
+
+def test_version_1_is_refused():
+    d = make(published_at=1_700_000_000)
+    # version 1: no VRF key field, otherwise the same layout
+    v1 = b"FOGD\x01" + d.encoded[5:73] + d.encoded[106:]
+    signature = nb.crypto_sign(v1, nb.crypto_sign_seed_keypair(SEED)[1])[:64]
+    with pytest.raises(MalformedDescriptor, match="version 1"):
+        verify_descriptor(v1, signature, now=1_700_000_100)
 
 
 def test_tampering_and_wrong_signer_are_refused():
@@ -84,8 +126,8 @@ def test_key_sizes_and_bad_points():
         decode_descriptor(short)
     small_order = bytes([1] + [0] * 31)  # the identity point: accepts forged signatures
     with pytest.raises(InvalidKey):
-        encode_descriptor(identity_key=small_order, routing_key=ROUTING, layer=0,
-                          format="kem", address="h:1", published_at=1, expires_at=2)
+        encode_descriptor(identity_key=small_order, routing_key=ROUTING, vrf_key=VRF_KEY,
+                          layer=0, format="kem", address="h:1", published_at=1, expires_at=2)
 
 
 @pytest.mark.parametrize("address", ["", "host", "host:0", "host:65536", "host:08",
@@ -132,6 +174,13 @@ def test_register_list_filter_refresh(api):
         # The stored bytes verify again without trusting the directory.
         one = (await a.client.get(f"/api/directory/nodes/{nodes['nodes'][0]['node_id']}")).json()
         verify_descriptor(bytes.fromhex(one["descriptor"]), bytes.fromhex(one["signature"]))
+        # Every listed descriptor is version 2 and carries its node's derived VRF key.
+        by_id = {make(seed=seed).node_id: seed for seed in seeds}
+        for entry in nodes["nodes"]:
+            listed = verify_descriptor(bytes.fromhex(entry["descriptor"]),
+                                       bytes.fromhex(entry["signature"]))
+            assert listed.encoded[4] == 2
+            assert listed.vrf_key == delays.vrf_public_key(by_id[entry["node_id"]])
         # Refresh with a newer descriptor (new address); an older one is a 409.
         newer = make(seed=seeds[0], layer="entry", address="10.9.9.9:1",
                      published_at=int(time.time()) + 5)
@@ -156,7 +205,10 @@ def test_bad_descriptors_change_nothing(api):
         stale = make(published_at=int(time.time()) - 7200, lifetime=3600)
         future = make(published_at=int(time.time()) + 3600)
         other = make(seed=os.urandom(32))
+        v1 = b"FOGD\x01" + good.encoded[5:73] + good.encoded[106:]
+        v1_signature = nb.crypto_sign(v1, nb.crypto_sign_seed_keypair(SEED)[1])[:64]
         cases = [
+            ({"descriptor": v1.hex(), "signature": v1_signature.hex()}, "malformed_descriptor"),
             ({"descriptor": good.encoded.hex(), "signature": other.signature.hex()},
              "bad_signature"),
             (_register_body(stale), "stale_descriptor"),
@@ -184,12 +236,15 @@ def test_vrf_publish_get_and_audit(api):
         d = make(seed=SEED)
         await a.client.post("/api/directory/nodes", json=_register_body(d), headers=operator)
         epoch, mean_us, max_us = 42, 5000, 100_000
-        schedule = delays.EpochDelays(SEED, epoch, mean_us, max_us)
+        schedule = delays.EpochDelays(delays.vrf_secret_key(SEED), epoch, mean_us, max_us)
         path = f"/api/betanet/vrf/{d.node_id}/{epoch}"
         assert (await a.client.get(path)).status_code == 404
-        wrong = vrf.prove(SEED, delays.epoch_alpha(epoch + 1))
-        r = await a.client.post(path, json={"proof": wrong.hex()}, headers=operator)
-        assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "proof"
+        wrong = vrf.prove(delays.vrf_secret_key(SEED), delays.epoch_alpha(epoch + 1))
+        # a proof by the identity seed no longer verifies: the descriptor names the VRF key
+        by_identity = vrf.prove(SEED, delays.epoch_alpha(epoch))
+        for bad in (wrong, by_identity):
+            r = await a.client.post(path, json={"proof": bad.hex()}, headers=operator)
+            assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "proof"
         r = await a.client.post(path, json={"proof": schedule.proof.hex()}, headers=operator)
         assert r.status_code == 201 and r.json()["beta"] == schedule.beta.hex()
         got = (await a.client.get(path)).json()

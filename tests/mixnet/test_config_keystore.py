@@ -5,7 +5,9 @@ import stat
 
 import pytest
 
+from fogcore import delays, vrf
 from fogcore.mixnet.config import ConfigError, load_config
+from fogcore.mixnet.descriptor import sign_descriptor
 from fogcore.mixnet.keystore import KeyStore, KeyStoreError
 
 
@@ -77,3 +79,34 @@ def test_keystore_rejects_a_bad_file(tmp_path):
     path.write_text("{not json")
     with pytest.raises(KeyStoreError):
         KeyStore(str(path))
+
+
+def test_keystore_vrf_key_is_derived_not_the_identity_seed(tmp_path):
+    path = str(tmp_path / "keys.json")
+    ks = KeyStore(path)
+    assert ks.vrf_secret_key == delays.vrf_secret_key(ks.identity_seed) != ks.identity_seed
+    assert ks.vrf_public_key == vrf.public_key(ks.vrf_secret_key) != ks.node_id
+    again = KeyStore(path)  # derived again from the stored seed: the same key
+    assert (again.vrf_secret_key, again.vrf_public_key) == (ks.vrf_secret_key,
+                                                            ks.vrf_public_key)
+    assert ks.vrf_secret_key.hex() not in (tmp_path / "keys.json").read_text()
+
+
+def test_node_proof_verifies_under_its_descriptor_vrf_key(run, net):
+    async def body():
+        node = await net.node(3)
+        try:
+            ks = node.keystore
+            d = sign_descriptor(ks.identity_seed, vrf_key=ks.vrf_public_key,
+                                routing_key=node.keys.routing_public, layer="mix",
+                                format="sphinx", address="127.0.0.1:9")
+            assert d.vrf_key == ks.vrf_public_key != d.identity_key
+            epoch = node.delay_epoch
+            alpha = delays.epoch_alpha(epoch.epoch)
+            assert vrf.verify(d.vrf_key, epoch.proof, alpha) == epoch.beta
+            with pytest.raises(vrf.InvalidProof):
+                vrf.verify(d.identity_key, epoch.proof, alpha)
+        finally:
+            await net.stop()
+
+    run(body())

@@ -12,6 +12,7 @@ import statistics
 import pytest
 from conftest import load_impl
 
+from fogcore import delays, vrf
 from fogcore.mixnet.client import ClientConfig, LoopbackNetwork, MixClient
 from fogcore.mixnet.cover import (
     AuditVerdict,
@@ -158,12 +159,23 @@ def test_a_node_skipping_its_delays_is_caught(run, impl_mode):
     assert auditor.verdicts[AuditVerdict.EARLY] == rep.loops_failed - auditor.verdicts[AuditVerdict.LATE]
 
 
-class WrongEpochProofs:
-    """A proof source that publishes, for one node, its proof of another epoch: a real
-    proof that does not verify for the epoch asked about."""
+class Relaying:
+    """A proof source passing on the network's proofs and VRF keys; subclasses falsify
+    what one node publishes."""
 
     def __init__(self, net, node):
         self.net, self.node = net, node
+
+    async def epoch_proof(self, node_id, epoch):
+        return await self.net.epoch_proof(node_id, epoch)
+
+    async def vrf_key(self, node_id):
+        return await self.net.vrf_key(node_id)
+
+
+class WrongEpochProofs(Relaying):
+    """For one node, its proof of another epoch: a real proof that does not verify for the
+    epoch asked about."""
 
     async def epoch_proof(self, node_id, epoch):
         if node_id == self.node:
@@ -171,11 +183,21 @@ class WrongEpochProofs:
         return await self.net.epoch_proof(node_id, epoch)
 
 
-class Withholding:
-    """A proof source where one node never publishes."""
+class IdentityKeyProofs(Relaying):
+    """One node proves its epochs with its identity seed, as version 1 nodes did: the proof
+    is well formed but does not verify under the VRF key of its descriptor."""
 
-    def __init__(self, net, node):
-        self.net, self.node = net, node
+    async def epoch_proof(self, node_id, epoch):
+        if node_id == self.node:
+            if await self.net.epoch_proof(node_id, epoch) is None:
+                return None
+            seed = self.net.nodes[node_id].keys.identity_seed
+            return vrf.prove(seed, delays.epoch_alpha(epoch))
+        return await self.net.epoch_proof(node_id, epoch)
+
+
+class Withholding(Relaying):
+    """One node never publishes."""
 
     async def epoch_proof(self, node_id, epoch):
         if node_id == self.node:
@@ -183,9 +205,19 @@ class Withholding:
         return await self.net.epoch_proof(node_id, epoch)
 
 
+class UnknownKey(Relaying):
+    """The source knows no VRF key for one node (no verified descriptor): its proofs
+    cannot be checked, which counts as missing once the grace is over."""
+
+    async def vrf_key(self, node_id):
+        return None if node_id == self.node else await self.net.vrf_key(node_id)
+
+
 @pytest.mark.parametrize("source, verdict, counter", [
     (WrongEpochProofs, AuditVerdict.BAD_PROOF, "bad_proofs"),
+    (IdentityKeyProofs, AuditVerdict.BAD_PROOF, "bad_proofs"),
     (Withholding, AuditVerdict.NO_PROOF, "missing_proofs"),
+    (UnknownKey, AuditVerdict.NO_PROOF, "missing_proofs"),
 ])
 def test_proof_faults_blame_one_node(run, impl_mode, source, verdict, counter):
     net = make_network(impl_mode, seed=b"proofs", mean_delay_us=1000, epoch_seconds=0.3,

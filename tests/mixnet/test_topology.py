@@ -181,7 +181,7 @@ def test_directory_client_against_the_api(run, tmp_path):
         # Epoch proofs: none yet, then the published one.
         node_id = net.layer(ENTRY)[0]
         assert await directory.epoch_proof(node_id, 5) is None
-        proof = vrf.prove(net.nodes[node_id].keys.identity_seed, delays.epoch_alpha(5))
+        proof = vrf.prove(delays.vrf_secret_key(net.nodes[node_id].keys.identity_seed), delays.epoch_alpha(5))
         r = await http.post(f"/api/betanet/vrf/{node_id.hex()}/5", json={"proof": proof.hex()})
         assert r.status_code == 201, r.text
         assert await directory.epoch_proof(node_id, 5) == proof
