@@ -50,6 +50,7 @@ class Publisher:
         self._published: set[int] = set()
         self._backoff = 0.0
         self._leave_task: asyncio.Task | None = None
+        self._stopped = False
         self.stats: Counter[str] = Counter()
         #: set once the descriptor has been accepted by the directory
         self.registered = asyncio.Event()
@@ -67,7 +68,7 @@ class Publisher:
         self.node.add_leave_listener(self._on_leave)
 
     def _on_leave(self) -> None:
-        if self._leave_task is None:
+        if self._leave_task is None and not self._stopped:
             self._leave_task = asyncio.get_running_loop().create_task(self.announce_leave())
 
     async def announce_leave(self) -> bool:
@@ -98,6 +99,7 @@ class Publisher:
 
     async def stop(self) -> None:
         """Publish the proofs still pending (the last epoch's, at shutdown), then stop."""
+        self._stopped = True  # a leave starting after this is not announced
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

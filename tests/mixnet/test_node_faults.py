@@ -158,7 +158,10 @@ def test_leave_under_load_forwards_everything_at_its_delay(run, net):
             await send(100)
             leaving = asyncio.get_running_loop().create_task(b.leave(grace_s=1.0))
             await send(100)              # during the grace
-            b.cut_grace()                # close now, with packets still delayed
+            # What the upstream still holds needs the grace; once it has all left, close
+            # at once, with packets still delayed at b.
+            await wait_for(lambda: b.arena.frames_in == sent, what="everything at b")
+            b.cut_grace()
             await leaving
             assert b.state == "stopped" and len(b.delay_queue) == 0
             await wait_for(lambda: b.mailboxes.count(MAILBOX) == sent, what="all delivered")

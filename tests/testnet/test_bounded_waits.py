@@ -155,7 +155,7 @@ def test_publisher_starts_with_the_directory_unreachable(run):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             closed_port = s.getsockname()[1]
-        node = MixNode(NodeConfig(drain_timeout_s=1.0))
+        node = MixNode(NodeConfig(drain_timeout_s=1.0, leave_grace_s=0))
         await node.start()
         publisher = Publisher(node, f"http://127.0.0.1:{closed_port}", "no key",
                               address="127.0.0.1:1", interval_s=0.05)
