@@ -5,16 +5,21 @@ namespace with `ip netns exec`:
 namespace's address; it starts every node in a namespace of its own through
 `TestnetOptions.placement`, until SIGINT or SIGTERM.
 
-`clients`: two clients on a third host. Phase 1 sends messages and waits for all of them;
-phase 2 starts sending, prints `{"event": "sending"}`, waits for one line on standard input
-(the test cuts a host off meanwhile) and then waits for every message. The result is one
-JSON line: `{"event": "done", "phase1": n, "phase2": n, "stats": {...}}`.
+`clients`: two clients on a host of their own, refreshing their topology from the
+directory. Phase 1 sends messages and waits for all of them; phase 2 starts sending
+reliable messages at a steady pace and prints `{"event": "sending"}`; the test then cuts a
+host off and writes `cut`: the clients watch the directory until every node of that host
+(`--watch-host`) is listed `unreachable` and print `{"event": "unreachable", "after_s": s}`;
+the test restores the link and writes `restored`: they watch until those nodes are `up`
+again (`{"event": "back", ...}`), wait for every message to end, delivered or failed, and
+print `{"event": "done", ...}` with the counts and both clients' counters.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -75,8 +80,8 @@ async def clients(args: argparse.Namespace) -> int:
     # fit the test's 45-second window even for a fragment unlucky eight times.
     config = ClientConfig(format=fmt, hops=args.hops, poll_interval=0.02, ack_timeout=1.0,
                           max_timeout=4.0, max_attempts=8, down_for=30.0)
-    a = MixClient(topologies[0], transport, gateway, config=config)
-    b = MixClient(topologies[1], transport, gateway, config=config)
+    a = MixClient(topologies[0], transport, gateway, config=config, directory=directory)
+    b = MixClient(topologies[1], transport, gateway, config=config, directory=directory)
     await a.start()
     await b.start()
     try:
@@ -90,7 +95,7 @@ async def clients(args: argparse.Namespace) -> int:
         await receive_all(first)
         _print({"event": "phase1", "delivered": len(first)})
 
-        second = [b"phase 2 message %d" % i for i in range(args.messages)]
+        second = [b"phase 2 message %d" % i for i in range(args.second)]
 
         async def one(i: int):
             await asyncio.sleep(args.spacing * i)
@@ -102,10 +107,23 @@ async def clients(args: argparse.Namespace) -> int:
         # The test cuts a host off now and answers with one line.
         async with asyncio.timeout(20):
             await asyncio.to_thread(sys.stdin.readline)
-        async with asyncio.timeout(45):
-            await asyncio.gather(*sending)
-            await receive_all(set(second))
+        _print({"event": "unreachable",
+                **await _watch(directory, args.watch_host, "unreachable", args.watch_s)})
+        async with asyncio.timeout(60):
+            await asyncio.to_thread(sys.stdin.readline)
+        _print({"event": "back", **await _watch(directory, args.watch_host, "up",
+                                                args.watch_s)})
+        async with asyncio.timeout(90):
+            results = await asyncio.gather(*sending, return_exceptions=True)
+        delivered: set[bytes] = set()
+        with contextlib.suppress(TimeoutError):
+            # Whatever was acknowledged is in the mailbox: take it all.
+            async with asyncio.timeout(15):
+                while len(delivered) < len(second):
+                    delivered.add((await b.receive(timeout=15)).data)
+        failures = [repr(r) for r in results if isinstance(r, BaseException)]
         _print({"event": "done", "phase1": len(first), "phase2": len(second),
+                "delivered": len(delivered), "failures": failures[:5],
                 "stats": dict(a.stats), "receiver": dict(b.stats)})
     finally:
         await a.stop()
@@ -114,6 +132,21 @@ async def clients(args: argparse.Namespace) -> int:
         await resolver.aclose()
         await directory.aclose()
     return 0
+
+
+async def _watch(directory, host: str, want: str, bound_s: float) -> dict:
+    """Poll the directory (every state listed) until every node on `host` is in state
+    `want`; how long that took, or `None` after `bound_s`."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while loop.time() - started < bound_s:
+        with contextlib.suppress(Exception):
+            nodes = await directory.list_nodes(state="all")
+            mine = [n for n in nodes if n["address"].rsplit(":", 1)[0] == host]
+            if mine and all(n["state"] == want for n in mine):
+                return {"after_s": round(loop.time() - started, 2), "nodes": len(mine)}
+        await asyncio.sleep(0.25)
+    return {"after_s": None}
 
 
 def main() -> int:
@@ -131,7 +164,10 @@ def main() -> int:
     c.add_argument("--data", required=True)
     c.add_argument("--hops", type=int, default=4)
     c.add_argument("--messages", type=int, default=30)
-    c.add_argument("--spacing", type=float, default=0.05)
+    c.add_argument("--second", type=int, default=120, help="messages of phase 2")
+    c.add_argument("--spacing", type=float, default=0.1)
+    c.add_argument("--watch-host", required=True, help="the address of the host cut off")
+    c.add_argument("--watch-s", type=float, default=20.0, help="bound of each watch")
     for p in (s, c):
         p.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
