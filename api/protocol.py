@@ -10,8 +10,11 @@ the request head, which uvicorn leaves unbounded.
   sockets cannot grow memory without bound, while a fresh client still gets through.
 
 httptools buffers a header field until its end before reporting it, so the bytes of a head
-are also counted as they are received: a head still unfinished after more than
-`max_head_bytes` bytes is refused without waiting for the field to end. A refused request
+are counted as they are received: a head still unfinished after more than `max_head_bytes`
+bytes is refused without waiting for the field to end. A complete head is measured (target,
+and per field name, value and 4 bytes of separators) only when the bytes received since it
+began do not already prove it small, and its fields are counted once, at its end: the
+parser callbacks of an ordinary request run uvicorn's code alone. A refused request
 gets its answer, then the connection is half-closed and what the client still sends is read
 and dropped for a moment (`LINGER_SECONDS`) so that it can read the answer before the close.
 """
@@ -66,26 +69,47 @@ class _HeadRefused(Exception):
 
 
 class HeadGuard:
-    """What one server's connections share: the connections whose head is arriving, oldest
-    first (a dict keeps insertion order), and the counters."""
+    """What one server's connections share: the connections whose head is arriving with
+    their deadlines, oldest first (a dict keeps insertion order, and a head's deadline is
+    fixed when it opens), one timer that closes the overdue, and the counters. One timer per
+    server instead of one per request keeps the cost of a request to two dict operations."""
 
     def __init__(self, limits: HeadLimits, stats: HeadStats | None = None) -> None:
         self.limits = limits
         self.stats = stats if stats is not None else HeadStats()
-        self.waiting: dict[HeadLimitedProtocol, None] = {}
+        self.waiting: dict[HeadLimitedProtocol, float] = {}
+        #: Seconds between checks for overdue heads (a head times out this much late at most).
+        self.interval = min(1.0, limits.head_timeout / 4)
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def admit(self, protocol: HeadLimitedProtocol) -> None:
         """Start waiting for `protocol`'s head; close the longest-waiting one when full."""
-        while len(self.waiting) >= self.limits.max_incomplete_heads:
-            oldest = next(iter(self.waiting))
-            oldest.refuse("incomplete_heads", answer=False)
-        self.waiting[protocol] = None
-        self.stats.incomplete = len(self.waiting)
+        waiting = self.waiting
+        while len(waiting) >= self.limits.max_incomplete_heads:
+            next(iter(waiting)).refuse("incomplete_heads", answer=False)
+        loop = protocol.loop
+        waiting[protocol] = loop.time() + self.limits.head_timeout
+        self.stats.incomplete = len(waiting)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self.interval, self._sweep, loop)
 
     def release(self, protocol: HeadLimitedProtocol) -> None:
         """`protocol`'s head is complete, refused, or its connection is gone."""
         self.waiting.pop(protocol, None)
         self.stats.incomplete = len(self.waiting)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sweeper = None
+        now = loop.time()
+        overdue = []
+        for protocol, deadline in self.waiting.items():
+            if deadline > now:
+                break  # the rest opened later
+            overdue.append(protocol)
+        for protocol in overdue:
+            protocol.head_timed_out()
+        if self.waiting:
+            self._sweeper = loop.call_later(self.interval, self._sweep, loop)
 
 
 def _refusal(status: int, code: str, message: str) -> bytes:
@@ -116,10 +140,10 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._head_fields = 0
-        self._head_size = 0  # target and fields as the parser reports them
-        self._head_received = 0  # bytes received while the head is unfinished
+        self._head_open = False  # waiting in the guard for this head's end
+        self._head_received = 0  # bytes of chunks that belong to the unfinished head alone
+        self._head_fed = 0  # bytes of every chunk fed while the head was unfinished
+        self._chunk_size = 0  # the chunk being parsed
         self._head_begun = False
         self._boundary_in_chunk = False
         self._lingering = False
@@ -127,24 +151,21 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     # -- the head's life: open from the connection or a request's first byte until its end
 
     def _open_head(self) -> None:
-        if self._head_timer is None:
+        if not self._head_open:
+            self._head_open = True
+            self._head_received = self._head_fed = 0
             self.guard.admit(self)
-            self._head_timer = self.loop.call_later(
-                self.guard.limits.head_timeout, self._head_timed_out
-            )
-            self._head_received = 0
 
     def _close_head(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        if self._head_open:
+            self._head_open = False
             self.guard.release(self)
         self._head_begun = False
 
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        # A connection that never began a request gets no answer: it may be a client's
-        # spare connection, and a stray 408 would confuse its next request.
+    def head_timed_out(self) -> None:
+        """The head did not arrive in time: 408, or a silent close for a connection that
+        never began a request (it may be a client's spare connection, and a stray 408
+        would confuse its next request)."""
         self.refuse("head_timeout", answer=self._head_begun or self._head_received > 0)
 
     def refuse(self, reason: str, *, answer: bool = True) -> None:
@@ -183,6 +204,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         if self._lingering:
             return  # read and dropped until the close
         self._boundary_in_chunk = False
+        self._chunk_size = len(data)
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -203,39 +225,36 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         # Count the chunk when all of it belongs to the head still arriving: nothing ended
         # in it. A chunk where a head or a body ended is left out (part of it belongs to the
         # message before), which lets at most one chunk more into the parser's buffer.
-        if self._head_timer is not None and not self._boundary_in_chunk:
-            self._head_received += len(data)
-            if self._head_received > self.guard.limits.max_head_bytes:
-                self.refuse("header_bytes")
+        if self._head_open:
+            self._head_fed += len(data)
+            if not self._boundary_in_chunk:
+                self._head_received += len(data)
+                if self._head_received > self.guard.limits.max_head_bytes:
+                    self.refuse("header_bytes")
 
     # -- parser callbacks
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head_fields = 0
-        self._head_size = 0
         self._head_begun = True
         self._open_head()
 
-    def on_url(self, url: bytes) -> None:
-        self._head_size += len(url)
-        if self._head_size > self.guard.limits.max_head_bytes:
-            raise _HeadRefused("header_bytes")
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_fields += 1
-        if self._head_fields > self.guard.limits.max_header_fields:
-            raise _HeadRefused("header_fields")
-        self._head_size += len(name) + len(value) + _FIELD_OVERHEAD
-        if self._head_size > self.guard.limits.max_head_bytes:
-            raise _HeadRefused("header_bytes")
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
+        limits = self.guard.limits
+        if len(self.headers) > limits.max_header_fields:
+            raise _HeadRefused("header_fields")
+        # Measured only when the bytes fed since the head opened do not prove it small.
+        if (self._head_fed + self._chunk_size > limits.max_head_bytes
+                and self._head_size() > limits.max_head_bytes):
+            raise _HeadRefused("header_bytes")
         self._boundary_in_chunk = True
         self._close_head()
         super().on_headers_complete()
+
+    def _head_size(self) -> int:
+        """The size of the complete head: target, and per field name, value and separators."""
+        fields = sum(len(name) + len(value) for name, value in self.headers)
+        return len(self.url) + fields + _FIELD_OVERHEAD * len(self.headers)
 
     def on_message_complete(self) -> None:
         self._boundary_in_chunk = True
