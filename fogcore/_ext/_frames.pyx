@@ -252,9 +252,12 @@ cdef class Arena:
         lane holds one batch in flight, so several can be processed at once); return it
         as a list of (first slot, count) runs of consecutive slots, ascending."""
         cdef int32_t *batch = self.lane_array(lane)
-        cdef Py_ssize_t n = min(max_count, self._nready)
+        cdef Py_ssize_t n
         cdef Py_ssize_t i, start
         cdef int32_t slot
+        if max_count < 0:
+            raise ValueError("max_count must be >= 0")
+        n = min(max_count, self._nready)
         if self._nlane[lane]:
             raise RuntimeError("the previous batch is not finished")
         for i in range(n):

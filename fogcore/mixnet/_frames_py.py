@@ -175,6 +175,8 @@ class Arena:
 
     def take_batch(self, max_count: int, lane: int = 0) -> list[tuple[int, int]]:
         """Move up to `max_count` ready frames into the lane's batch, as ascending runs."""
+        if max_count < 0:
+            raise ValueError("max_count must be >= 0")
         if self._lane(lane):
             raise RuntimeError("the previous batch is not finished")
         taken, self._ready = self._ready[:max_count], self._ready[max_count:]

@@ -1,5 +1,5 @@
 """Control frames: the small signed messages that tell a sender whether the node at the
-other end of a TCP connection is alive and whether it is leaving (docs/node.md §11).
+other end of a TCP connection is alive and whether it is leaving (docs/node.md §16).
 
 A control frame uses the packet framing (packet-format §1.2) with format code
 `CONTROL_FORMAT` and a fixed body of `CONTROL_LENGTH` bytes, so a node's frame parser

@@ -318,3 +318,14 @@ def test_first_frame_deadline(impl_mode):
     frames, arena, proto, transport = control_setup(impl_mode)
     feed(proto, control(0), [4096])
     assert proto.check_timeouts(time.monotonic() + 6, 60.0, 0, 5.0) == 0
+
+
+@pytest.mark.parametrize("count", [-1, -2**40])
+def test_take_batch_refuses_a_negative_count(impl_mode, count):
+    frames, arena, proto, transport = setup(impl_mode)
+    feed(proto, frame(SPHINX, 1), [4096])
+    with pytest.raises(ValueError):
+        arena.take_batch(count)
+    # Nothing moved: the frame is still ready and a proper batch takes it.
+    assert arena.ready_count == 1
+    assert sum(n for _, n in arena.take_batch(1)) == 1
