@@ -80,7 +80,7 @@ class NodeConfig:
     #: at leave: bound on the wait for batches in flight and for links to flush
     drain_timeout_s: float = 10.0
     #: at leave: seconds of draining (still accepting) before the listener closes;
-    #: -1: 2 x max_delay_ms + 2 s (docs/node.md §16)
+    #: -1: 2 x max_delay_ms + 5 s (docs/node.md §16)
     leave_grace_s: float = -1.0
     metrics_host: str = "127.0.0.1"
     #: Prometheus scrape port; 0: no HTTP endpoint (the node still keeps its metrics)
@@ -147,10 +147,10 @@ class NodeConfig:
 
     def leave_grace(self) -> float:
         """Seconds a leaving node keeps accepting: `leave_grace_s`, or when automatic,
-        two maximal upstream delays plus 2 s (docs/node.md §16)."""
+        two maximal upstream delays plus 5 s (docs/node.md §16)."""
         if self.leave_grace_s >= 0:
             return self.leave_grace_s
-        return 2 * self.max_delay_ms / 1000 + 2.0
+        return 2 * self.max_delay_ms / 1000 + 5.0
 
     def peer_table(self) -> dict[bytes, tuple[str, int]]:
         """`peers` as {node id: (host, port)}."""
