@@ -397,3 +397,74 @@ def test_connect_timeout_and_refusal_never_empty_the_layer(run, impl_mode):
 
     run(main())
     net.close()
+
+
+# ------------------------------------------------------------------- real nodes: fogcore ping
+
+
+class FixedListing:
+    """A directory that keeps listing every node, the dead ones too (the worst case: the
+    client has only its own evidence)."""
+
+    def __init__(self, entries):
+        self.entries = entries
+
+    async def refresh(self, topology: Topology):
+        return topology.refresh(self.entries)
+
+
+def test_ping_reroutes_after_real_nodes_are_killed(run, net):
+    from fogcore.mixnet.descriptor import sign_descriptor
+    from fogcore.mixnet.gateway import GatewayService
+    from fogcore.mixnet.testnet_commands import client_config, run_ping
+
+    layers = ["entry", "entry", "mix", "mix", "exit", "exit", "gateway"]
+
+    async def main():
+        nodes = [await net.node(i + 1, layer=layer) for i, layer in enumerate(layers)]
+        gateway = nodes[-1]
+        fetch = GatewayService(gateway.mailboxes, "127.0.0.1", 0)
+        await fetch.start()
+        entries = []
+        for i, node in enumerate(nodes):
+            d = sign_descriptor(bytes([i + 1]) * 32, routing_key=node.keys.routing_public,
+                                layer=layers[i], format="sphinx",
+                                address="{}:{}".format(*node.address))
+            entries.append((d.encoded, d.signature))
+        transport = TcpTransport(net.resolver, fetch_ports={gateway.node_id: fetch.address[1]})
+        topology = Topology("sphinx")
+        topology.refresh(entries)
+        client = MixClient(topology, transport, gateway.node_id,
+                           config=client_config("sphinx", 4), directory=FixedListing(entries))
+        entry, mix = nodes[0], nodes[2]
+        try:
+            async with client:
+                first = await run_ping(client, 20, interval=0.005, timeout=5, loop_timeout=1)
+                # Warm-up: the network carries loops (a straggler may miss the 1 s bound).
+                assert first["delivered"] >= 18, first
+                # A mix node dies; the directory still lists it.
+                await mix.leave(0)
+                second = await run_ping(client, 150, interval=0.01, timeout=5,
+                                        loop_timeout=0.5)
+                via = {n["node_id"]: n for n in second["nodes"]}
+                dead = via[mix.node_id.hex()]
+                assert dead["loops_returned"] == 0 and dead["in_topology"]
+                # Without rerouting half the loops (75) would go through it.
+                assert dead["loops_sent"] <= 50, second
+                assert second["delivered"] >= 100, second
+                assert client.topology.is_suspect(mix.node_id)
+                # An entry node dies: its connection is lost or refused, never chosen again.
+                await entry.leave(0)
+                third = await run_ping(client, 50, interval=0.01, timeout=5,
+                                       loop_timeout=0.5)
+                assert third["delivered"] >= 45, third
+                assert any(k.startswith("entry_") for k in third["client"]), third
+                assert client.topology.is_suspect(entry.node_id)
+                for key in ("client", "cover", "transport", "latency_ms"):
+                    assert key in third
+        finally:
+            await transport.close()
+            await fetch.stop()
+            await net.stop()
+
+    run(main())
