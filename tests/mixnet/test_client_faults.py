@@ -468,3 +468,39 @@ def test_ping_reroutes_after_real_nodes_are_killed(run, net):
             await net.stop()
 
     run(main())
+
+
+def test_loops_clear_and_raise_suspicion(run, impl_mode):
+    from fogcore.mixnet.cover import CoverTraffic
+
+    net = make_network(impl_mode, seed=b"loops")
+    alice, _ = clients(net, fast_config())
+    dead, alive = net.layer(MIX)
+    net.set_down(dead)
+    cover = CoverTraffic(alice, loop_rate=0, drop_rate=0, loop_timeout=0.2)
+
+    async def main():
+        async with alice:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            # Loops until the dead mix is suspect; the live one is cleared by its loops.
+            while not alice.topology.is_suspect(dead):
+                assert loop.time() < deadline, dict(cover.stats)
+                for _ in range(5):
+                    await cover.send_loop()
+                await asyncio.sleep(0.05)
+                cover.expire_loops()
+            assert not alice.topology.is_suspect(alive)
+            # From now on the loops avoid it, and they come back.
+            sent_via_dead = cover.loops_sent_via[dead]
+            returned = cover.stats["loops_returned"]
+            for _ in range(10):
+                await cover.send_loop()
+            await wait_for(lambda: cover.stats["loops_returned"] >= returned + 10,
+                           what="loops back")
+            assert cover.loops_sent_via[dead] == sent_via_dead
+            assert cover.loops_returned_via[dead] == 0 and cover.loops_returned_via[alive] > 0
+
+    run(main())
+    net.close()
+    assert cover.stats["loops_lost"] >= 3
