@@ -27,6 +27,7 @@ import tempfile
 import time
 
 from fogcore import packet
+from fogcore.bench.faults import run_faults
 from fogcore.mixnet.keystore import KeyStore
 from fogcore.mixnet.workers import NodeProcess, start_process_group
 
@@ -57,7 +58,7 @@ def _plan(args) -> dict:
 def steps(args) -> int:
     """How many progress steps `run` reports."""
     plan = _plan(args)
-    return 3 + 2 + 6 + 2 + len(plan["delays"]) + len(plan["peers"])
+    return 3 + 2 + 6 + 2 + len(plan["delays"]) + len(plan["peers"]) + len(FORMATS)
 
 
 # -- packets ----------------------------------------------------------------------------------
@@ -337,8 +338,9 @@ class _Bench:
                         replay_capacity=max(2 * self.plan["pool"], 100_000),
                         peers={self.sink_keys.node_id.hex(): "{}:{}".format(*self.sink_address)},
                         # the sink answers no probe; the generator opens up to 1000
-                        # connections from 127.0.0.1
-                        probe_interval_s=0, max_connections_per_source=0)
+                        # connections from 127.0.0.1; between phases a node stops at
+                        # once (no one routes through it, so it needs no leave grace)
+                        probe_interval_s=0, max_connections_per_source=0, leave_grace_s=0)
         settings.update(extra)
         return settings
 
@@ -586,4 +588,9 @@ def run(args, progress) -> dict:
             progress.step(f"{n} incoming connection(s)")
     finally:
         bench.close()
+    for fmt in FORMATS:
+        r[f"faults.{fmt}"] = run_faults(fmt, bool(getattr(args, "quick", False)),
+                                        log=lambda *_: None,
+                                        scale=float(os.environ.get(SCALE_ENV, "1") or 1))
+        progress.step(f"{fmt}: a node stopped and one cut off under client load")
     return r

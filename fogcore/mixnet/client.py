@@ -382,6 +382,11 @@ class MixClient:
                                        ttl=self.config.reassembly_ttl)
         self.stats: Counter[str] = Counter()
         self.loop_handler: Callable[[bytes, float], None] | None = None
+        #: called as (message_id, index, mix node ids of the data and the ack route, sent_at,
+        #: outcome, ended_at) when a fragment transmission ends: outcome "acked" or an
+        #: `unacked_` reason; times are `time.monotonic()` (the faults benchmark reads
+        #: routes and reroute times here)
+        self.transmission_observer: Callable[..., None] | None = None
         self._surbs: OrderedDict[bytes, _SurbEntry] = OrderedDict()
         self._acks: dict[tuple[bytes, int], asyncio.Future] = {}
         # Per node, the latest send time (monotonic) of a packet it carried that came back.
@@ -620,6 +625,12 @@ class MixClient:
     def _unacked(self, reason: str) -> None:
         self.stats[f"unacked_{reason}"] += 1
 
+    def _observe(self, target: tuple[bytes, int], mixes: tuple[bytes, ...], sent_at: float,
+                 outcome: str) -> None:
+        if self.transmission_observer is not None:
+            self.transmission_observer(target[0], target[1], mixes, sent_at, outcome,
+                                       time.monotonic())
+
     async def _deliver(self, recipient: Address, message_id: bytes, index: int,
                        fragment: bytes) -> int:
         """Send one fragment until acknowledged; the packets sent, negative when the retry
@@ -661,6 +672,7 @@ class MixClient:
                     # The entry node is unreachable (reported by send_packet): retry at once.
                     self.stats["send_errors"] += 1
                     self._unacked("refused")
+                    self._observe(target, mixes, entry.sent_at, "refused")
                     avoid.add(route.first_hop)
                     refusals += 1
                     if refusals >= _MAX_REFUSALS:
@@ -672,6 +684,7 @@ class MixClient:
                 packets += 1
                 self.stats["fragments_sent"] += 1
                 outcome = await self._await_ack(acked, route.first_hop, entry.sent_at, timeout)
+                self._observe(target, mixes, entry.sent_at, outcome)
                 if outcome == "acked":
                     self.stats["transmissions_acked"] += 1
                     if acked.result() == 0 and attempt == 1:

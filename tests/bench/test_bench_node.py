@@ -46,7 +46,7 @@ def test_bench_node_quick_writes_every_name(tmp_path):
     env = dict(os.environ, FOGCORE_BENCH_NODE_SCALE="0.15")
     proc = subprocess.run([sys.executable, "-P", "-m", "fogcore.cli", "bench", "node", "--quick",
                            "--json", str(out)], env=env, capture_output=True, text=True,
-                          timeout=170)
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(out.read_text())
     assert doc["suite"] == "node" and doc["machine"]["cores"]
@@ -62,3 +62,12 @@ def test_bench_node_quick_writes_every_name(tmp_path):
     assert {"delay.10", "delay.100", "delay.1000"} <= set(results)
     assert {"peers.1", "peers.10", "peers.100", "peers.1000"} <= set(results)
     assert results["loadgen.ceiling"]["ops_per_s"] > results["e2e.kem.workers1"]["ops_per_s"]
+    # The faults phase: every transmission accounted for, and the figures present.
+    for fmt in ("sphinx", "kem"):
+        faults = results[f"faults.{fmt}"]
+        assert faults["messages_sent"] > 0 and faults["unaccounted"] == 0, faults
+        assert faults["no_route"] == 0, faults
+        assert faults["delivered_pct"] >= 95, faults
+        for fault in ("stop", "cut"):
+            assert {"fragments_lost", "reroute_p50_s", "reroute_p99_s",
+                    "chosen_until_s"} <= set(faults[fault])
