@@ -444,7 +444,7 @@ def test_ping_reroutes_after_real_nodes_are_killed(run, net):
                 assert first["delivered"] >= 18, first
                 # A mix node dies; the directory still lists it.
                 await mix.leave(0)
-                second = await run_ping(client, 150, interval=0.01, timeout=5,
+                second = await run_ping(client, 150, interval=0.01, timeout=2,
                                         loop_timeout=0.5)
                 via = {n["node_id"]: n for n in second["nodes"]}
                 dead = via[mix.node_id.hex()]
@@ -455,7 +455,7 @@ def test_ping_reroutes_after_real_nodes_are_killed(run, net):
                 assert client.topology.is_suspect(mix.node_id)
                 # An entry node dies: its connection is lost or refused, never chosen again.
                 await entry.leave(0)
-                third = await run_ping(client, 50, interval=0.01, timeout=5,
+                third = await run_ping(client, 50, interval=0.01, timeout=2,
                                        loop_timeout=0.5)
                 assert third["delivered"] >= 45, third
                 assert any(k.startswith("entry_") for k in third["client"]), third
