@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from fogcore import delays
+from fogcore.mixnet.descriptor import decode_descriptor
 from fogcore.mixnet.testnet import STATE_FILE
 
 from .conftest import WAIT_MS, Server
@@ -222,8 +223,12 @@ def test_node_page_charts_proofs_and_audit(browser, server):
     proof = server.call(f"/api/betanet/vrf/{node_id}/{epoch}")
     tag = os.urandom(32)
     mean_us, max_us = int(MEAN_DELAY_MS * 1000), int(MAX_DELAY_MS * 1000)
-    # The node id is its identity key: verify the proof and derive the delay here.
-    expected = delays.expected_delay_us(bytes.fromhex(node_id), epoch,
+    # The node's VRF key is in its signed descriptor: verify the proof and derive the
+    # delay here.
+    listed = server.call("/api/directory/nodes?state=all&limit=1000")["nodes"]
+    entry = next(n for n in listed if n["node_id"] == node_id)
+    vrf_key = decode_descriptor(bytes.fromhex(entry["descriptor"])).vrf_key
+    expected = delays.expected_delay_us(vrf_key, epoch,
                                         bytes.fromhex(proof["proof"]), tag, mean_us, max_us)
     page.select_option("#audit-epoch", str(epoch))
     page.fill("#audit-tag", tag.hex())
