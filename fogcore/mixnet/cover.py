@@ -138,8 +138,10 @@ class DelayAuditor:
 
     A node delays each forwarded packet by `fogcore.delays` (mean `mean_us`, cap `max_us`,
     epochs of `epoch_seconds`); the gateway, the last hop, delivers without delay. A loop
-    passes when `expected - early_slack <= latency <= expected + tolerance`, where
-    `expected` is the sum of its hops' delays. When the loop crossed an epoch boundary the
+    passes when `expected - early_slack × hops <= latency <= expected + tolerance`, where
+    `expected` is the sum of its hops' delays and `hops` the number of delaying hops: a
+    node's delay queue may release a packet up to a timer tick early (uvloop keeps time in
+    milliseconds, docs/node.md §5), once per hop. When the loop crossed an epoch boundary the
     hops before it used the earlier epoch and those after it the later one; every split is
     tried. Loops wait in a bounded queue until their epochs' proofs are due; a proof still
     missing `proof_grace` seconds after its epoch ended counts against its node.
@@ -273,9 +275,10 @@ class DelayAuditor:
         ]
         expected = [s / 1e6 for s in sums]
         best = min(expected, key=lambda e: abs(observed - e))
-        if any(e - self.early_slack <= observed <= e + self.tolerance for e in expected):
+        early = self.early_slack * len(delayed)
+        if any(e - early <= observed <= e + self.tolerance for e in expected):
             verdict = AuditVerdict.PASS
-        elif all(observed < e - self.early_slack for e in expected):
+        elif all(observed < e - early for e in expected):
             verdict = AuditVerdict.EARLY
         else:
             verdict = AuditVerdict.LATE

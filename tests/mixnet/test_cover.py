@@ -114,7 +114,8 @@ def test_honest_nodes_pass_the_audit(run, impl_mode):
     assert auditor.verdicts[AuditVerdict.PASS] == 40
     assert all(rep.score == 1.0 for rep in auditor.reputation.values())
     for result in results:
-        assert result.expected <= result.observed + auditor.early_slack
+        # Three delaying hops, each of which may fire a timer tick early.
+        assert result.expected <= result.observed + 3 * auditor.early_slack
 
     # Exact per-hop audits where the applied delay is known: every one verifies, and a
     # delay off by one microsecond does not.
