@@ -66,9 +66,12 @@ class _Observer:
         reroutes, failed, lost = [], 0, 0
         last_choice = None
         for transmissions in self.fragments.values():
-            through = [t for t in transmissions if node in t[0] and t[3] >= at]
+            # Transmissions through the node that were under way during the fault (an
+            # ack timing out after the node answered again is no loss to its fault).
+            through = [t for t in transmissions
+                       if node in t[0] and t[3] >= at and t[1] < until]
             for t in through:
-                if at <= t[1] < until:
+                if t[1] >= at:
                     last_choice = max(last_choice or 0.0, t[1] - at)
             if not any(t[2] != "acked" for t in through):
                 continue
