@@ -23,7 +23,7 @@ import orjson
 
 from fogcore.store import BenchRun, Conflict, NotFound, Store
 
-__all__ = ["BenchManager", "PROGRESS_TOTAL"]
+__all__ = ["BenchManager", "PROGRESS_TOTAL", "failure_report"]
 
 log = logging.getLogger("fogcore.api")
 
@@ -32,6 +32,22 @@ PROGRESS_TOTAL = 1000
 STOP_GRACE = 5.0
 #: Environment variables never passed to a benchmark process.
 _SECRET_ENV = ("FOG_ADMIN_PASSWORD",)
+
+
+def failure_report(code: int, stderr: list[str]) -> str:
+    """A failed run's `error`: its first line says what failed in words (the exception a
+    Python traceback ends with, else the last line the run printed, and the exit status);
+    the last lines of its standard error follow after a blank line, for whoever debugs it.
+    At most 2,000 characters."""
+    lines = [line for line in stderr if line.strip()]
+    # A traceback's own lines are indented or start with "Traceback"; the exception is the
+    # last line that is neither.
+    cause = next((line.strip() for line in reversed(lines)
+                  if not line[:1].isspace() and not line.startswith("Traceback")), "")
+    summary = f"{cause} (exit status {code})" if cause else f"exit status {code}"
+    tail = "\n".join(lines[-20:])
+    report = f"{summary}\n\n{tail}" if tail else summary
+    return report if len(report) <= 2000 else report[:1999] + "…"
 
 
 @dataclass
@@ -173,9 +189,8 @@ class BenchManager:
                 return
             await self.store.bench.finish(run_id, "done", result=result)
             return
-        tail = "\n".join(list(live.stderr_tail)[-5:])
-        error = f"exit status {code}" + (f": {tail}" if tail else "")
-        await self.store.bench.finish(run_id, "failed", error=error[:2000])
+        await self.store.bench.finish(run_id, "failed",
+                                      error=failure_report(code, list(live.stderr_tail)))
 
     async def stop(self, run_id: str) -> BenchRun:
         """Stop a live run (SIGTERM to its process group, SIGKILL after a grace period) and

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.slow
 BENCH_ENV = {"FOG_BENCH_API_BACKENDS": "sqlite", "FOG_BENCH_API_SECONDS": "1"}
 
 
-def run_api(store_url, tmp_path, body):
+def run_api(store_url, tmp_path, body, env=BENCH_ENV):
     async def main():
-        settings = test_settings(store_url, tmp_path, bench_suites=("api",), bench_env=BENCH_ENV)
+        settings = test_settings(store_url, tmp_path, bench_suites=("api",), bench_env=env)
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
@@ -83,3 +83,29 @@ def test_complete_run_has_a_result(store_url, tmp_path):
         assert result["results"]["bare/stats"]["ops_per_s"] > 0
 
     run_api(store_url, tmp_path, body)
+
+
+def test_failed_run_says_what_failed_in_one_line(store_url, tmp_path):
+    """A run whose process dies of an exception reports that exception on the first line of
+    `error`, the traceback only after a blank line."""
+    async def body(a):
+        admin = await a.headers("admin")
+        r = await a.client.post("/api/bench/runs", json={"suite": "api"}, headers=admin)
+        run = r.json()
+        failed = await _wait(a, admin, run["id"], lambda r: r["status"] != "running", 120)
+        assert failed["status"] == "failed" and failed["has_result"] is False
+        first, _, rest = failed["error"].partition("\n")
+        assert first.startswith("ValueError: could not convert string to float")
+        assert first.endswith("(exit status 1)")
+        assert "File " in rest and rest.rstrip().endswith("'soon'")
+
+    run_api(store_url, tmp_path, body, env={**BENCH_ENV, "FOG_BENCH_API_SECONDS": "soon"})
+
+
+def test_failure_report_without_traceback():
+    from fogcore.api.benchrunner import failure_report
+
+    assert failure_report(2, []) == "exit status 2"
+    assert failure_report(1, ["usage: x", "x: error: bad flag"]).startswith(
+        "x: error: bad flag (exit status 1)\n\nusage: x")
+    assert len(failure_report(1, ["E: " + "x" * 499] * 20)) <= 2000
