@@ -7,10 +7,35 @@ import asyncio
 import getpass
 import os
 import sys
+from pathlib import Path
+
+from fogcore.cli import LOG_LEVELS, CommandError, display_url
 
 from .server import SERVER_OPTIONS  # re-exported: the one definition is in server.py
 
-__all__ = ["COMMANDS", "SERVER_OPTIONS"]
+__all__ = ["COMMANDS", "SERVER_OPTIONS", "check_store"]
+
+
+async def check_store(url: str | None):
+    """Open the store at `url` (default: `FOG_DATABASE_URL` or the embedded SQLite file)
+    and return it; a bad URL (CommandError code 2) or an unreachable database (code 1) is
+    one line naming the database."""
+    from fogcore.store import StoreError, StoreUnavailable, default_database_url, open_store
+
+    url = url or default_database_url()
+    try:
+        return await open_store(url)
+    except StoreUnavailable as exc:
+        raise CommandError(f"database {display_url(url)} unreachable: {exc}") from None
+    except StoreError as exc:
+        raise CommandError(f"database {display_url(url)}: {exc}", 2) from None
+    except OSError as exc:
+        raise CommandError(f"database {display_url(url)}: {exc.strerror or exc}") from None
+
+
+async def _probe_store(url: str | None) -> None:
+    store = await check_store(url)
+    await store.close()
 
 
 def _add_serve(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +44,7 @@ def _add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database", metavar="URL", help="store URL (default FOG_DATABASE_URL or embedded SQLite)"
     )
-    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     parser.add_argument(
         "--no-access-log", action="store_true", help="do not log one line per request"
     )
@@ -43,6 +68,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.no_access_log:
         overrides["access_log"] = False
     settings = Settings.from_env(**overrides)
+    # Before uvicorn starts: a wrong URL or a database that is down is one line, not a
+    # failed lifespan with a traceback.
+    asyncio.run(_probe_store(settings.database_url))
     configure_logging(args.log_level)
     try:
         import uvloop  # noqa: F401
@@ -63,7 +91,13 @@ def _add_admin(parser: argparse.ArgumentParser) -> None:
     create.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    create.add_argument("--database", metavar="URL", help="store URL")
+    create.add_argument("--database", metavar="URL",
+                        help="store URL (default FOG_DATABASE_URL; else the store of the "
+                             "testnet running in the default data directory, if any; else "
+                             "the embedded SQLite file)")
+    create.add_argument("--testnet", metavar="DIR", type=Path,
+                        help="create the account in the store of the testnet run with "
+                             "`fogcore up --data DIR`")
     create.add_argument(
         "--role", choices=("admin", "operator", "viewer"), default="admin",
         help="role of the new account (default admin)",
@@ -77,19 +111,41 @@ def _read_password(args: argparse.Namespace) -> str:
     if os.environ.get("FOG_ADMIN_PASSWORD"):
         return os.environ["FOG_ADMIN_PASSWORD"]
     if not sys.stdin.isatty():
-        raise SystemExit("no password: use --password-stdin, FOG_ADMIN_PASSWORD or a terminal")
+        raise CommandError("no password: use --password-stdin, FOG_ADMIN_PASSWORD or a "
+                           "terminal", 2)
     first = getpass.getpass("password: ")
     if getpass.getpass("again: ") != first:
-        raise SystemExit("the passwords differ")
+        raise CommandError("the passwords differ", 2)
     return first
 
 
-async def _create_user(url: str | None, username: str, password: str, role: str) -> int:
-    from fogcore.store import Conflict, ConstraintViolation, open_store
+def _testnet_database(data_dir: Path | None) -> str | None:
+    """The store URL of the testnet whose data directory is `data_dir` (default: the
+    default testnet directory) when one runs there, else None (docs/testnet.md §1)."""
+    # Imported here: the account command is the CLI layer, above the testnet supervisor.
+    from fogcore.mixnet.testnet import running_database_url
+    from fogcore.mixnet.testnet_commands import default_testnet_dir
+
+    folder = data_dir or default_testnet_dir()
+    url = running_database_url(folder)
+    if url is None and data_dir is not None:
+        raise CommandError(f"no testnet runs with the data directory {folder}", 2)
+    return url
+
+
+def _database_for(args: argparse.Namespace) -> str | None:
+    if args.database:
+        return args.database
+    if args.testnet is None and os.environ.get("FOG_DATABASE_URL"):
+        return None  # open_store's default
+    return _testnet_database(args.testnet)
+
+
+async def _create_user(store, username: str, password: str, role: str) -> int:
+    from fogcore.store import Conflict, ConstraintViolation
 
     from .auth import hash_password
 
-    store = await open_store(url)
     try:
         encoded = await hash_password(password)
         async with store.transaction():
@@ -100,8 +156,6 @@ async def _create_user(url: str | None, username: str, password: str, role: str)
     except (Conflict, ConstraintViolation) as exc:
         print(f"cannot create {username!r}: {exc}", file=sys.stderr)
         return 1
-    finally:
-        await store.close()
     print(f"created {role} {username!r} (id {user.id})")
     return 0
 
@@ -109,7 +163,6 @@ async def _create_user(url: str | None, username: str, password: str, role: str)
 def _admin(args: argparse.Namespace) -> int:
     import msgspec
 
-    from .auth import check_password_policy
     from .models import Username
 
     try:
@@ -117,12 +170,26 @@ def _admin(args: argparse.Namespace) -> int:
     except msgspec.ValidationError:
         print("username: 1-64 characters of letters, digits, _ . @ -", file=sys.stderr)
         return 2
-    password = _read_password(args)
-    problem = check_password_policy(password)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    return asyncio.run(_create_user(args.database, args.username, password, args.role))
+    url = _database_for(args)
+    if url is not None and not args.database:
+        print(f"using the running testnet's store {display_url(url)}", file=sys.stderr)
+    return asyncio.run(_admin_create(args, url))
+
+
+async def _admin_create(args: argparse.Namespace, url: str | None) -> int:
+    from .auth import check_password_policy
+
+    # The database is checked before the password is asked for.
+    store = await check_store(url)
+    try:
+        password = _read_password(args)  # blocking is fine: nothing else runs on this loop
+        problem = check_password_policy(password)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 2
+        return await _create_user(store, args.username, password, args.role)
+    finally:
+        await store.close()
 
 
 COMMANDS = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import time
 
@@ -13,6 +14,17 @@ __all__ = ["AccessLog", "JsonFormatter", "configure_logging"]
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message"}
+# uvicorn adds a terminal-coloured copy of its message; a JSON line is not for a terminal.
+_SKIPPED = _STANDARD | {"color_message"}
+# A terminal control sequence (CSI ... final byte), as coloured messages carry them.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def _plain(value):
+    """`value` without terminal escape sequences when it is a string that has any."""
+    if isinstance(value, str) and "\x1b" in value:
+        return _ANSI.sub("", value)
+    return value
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,17 +53,17 @@ class JsonFormatter(logging.Formatter):
             "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _plain(record.getMessage()),
         }
         fields = record.__dict__.get("fields")
         if isinstance(fields, dict):  # the access log passes its fields in one dict
             entry.update(fields)
         else:
             for key, value in record.__dict__.items():
-                if key not in _STANDARD and not key.startswith("_"):
-                    entry[key] = value
+                if key not in _SKIPPED and not key.startswith("_"):
+                    entry[key] = _plain(value)
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = _plain(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()
 
 

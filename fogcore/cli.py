@@ -8,13 +8,54 @@ import argparse
 import importlib
 import importlib.metadata
 import json
+import os
 import platform
 import sys
 from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import fogcore
 
-__all__ = ["COMMANDS", "collect_info", "main"]
+__all__ = ["COMMANDS", "LOG_LEVELS", "CommandError", "check_writable", "collect_info",
+           "display_url", "main"]
+
+#: the values every `--log-level` option takes
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+#: exit statuses of the error boundary: as a shell reports a process ended by the signal
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+
+class CommandError(Exception):
+    """A failure the user can act on: `main` prints `fogcore COMMAND: <message>` as one
+    line on stderr, with no traceback, and exits with `code` (1: failed, 2: bad input)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def display_url(url: str) -> str:
+    """`url` with any password replaced by `***`, fit for an error line or a log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def check_writable(path: str, what: str = "output") -> None:
+    """Raise CommandError unless a file can be created at `path` (checked before long
+    work starts, so a run is not lost for want of a writable directory)."""
+    probe = f"{path}.tmp"
+    try:
+        with open(probe, "a"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        raise CommandError(f"cannot write the {what} {path}: {exc.strerror or exc}") \
+            from None
 
 def collect_info() -> dict:
     """What this installation is: compiled or pure mode, libsodium, event loop, platform."""
@@ -133,8 +174,7 @@ def _build_parser(commands: dict) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `fogcore` console script."""
+def _run(argv: list[str] | None) -> int:
     commands = _all_commands()
     parser = _build_parser(commands)
     args = parser.parse_args(argv)
@@ -145,7 +185,38 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(run, str):
         module_name, _, func_name = run.partition(":")
         run = getattr(importlib.import_module(module_name), func_name)
-    return int(run(args) or 0)
+    try:
+        return int(run(args) or 0)
+    except CommandError as exc:
+        print(f"fogcore {args.command}: {exc}", file=sys.stderr, flush=True)
+        return exc.code
+
+
+def _silence_stdout() -> None:
+    # The reader is gone: point stdout at /dev/null so the interpreter's final flush
+    # does not report the broken pipe a second time.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `fogcore` console script and its one error boundary: a
+    `CommandError` is one line on stderr; Ctrl-C exits 130 and a closed stdout pipe 141,
+    both without a traceback (docs/testnet.md, "Conventions")."""
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # inside the boundary: a closed pipe shows here, not at exit
+        return status
+    except KeyboardInterrupt:
+        print(file=sys.stderr, flush=True)  # end the terminal's "^C" line
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

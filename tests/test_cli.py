@@ -80,3 +80,80 @@ def test_extension_list_matches_sources():
 
     ext_dir = pathlib.Path(__file__).resolve().parent.parent / "fogcore" / "_ext"
     assert sorted(p.stem for p in ext_dir.glob("*.pyx")) == sorted(EXTENSION_MODULES)
+
+
+# -- the error boundary: exit codes, signals and pipes, through real processes -----------
+
+
+def test_closed_pipe_is_silent():
+    # The reader end is closed before the command writes: its write meets EPIPE.
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "fogcore", "info", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=tempfile.gettempdir())
+    proc.stdout.close()
+    try:
+        err = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert err == b""
+    assert proc.returncode == 141
+
+
+def test_ctrl_c_exits_130_without_traceback(tmp_path):
+    import signal
+    import socket
+
+    # A "testnet" whose API accepts connections and never answers: `ping` waits on it.
+    with socket.socket() as api:
+        api.bind(("127.0.0.1", 0))
+        api.listen(8)
+        api.settimeout(60)
+        (tmp_path / "testnet.json").write_text(json.dumps(
+            {"pid": 0, "api": f"http://127.0.0.1:{api.getsockname()[1]}",
+             "format": "sphinx"}))
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "fogcore", "ping", "--data",
+                                 str(tmp_path)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
+        try:
+            conn, _ = api.accept()  # the command is now waiting for the directory
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+            conn.close()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_command_error_is_one_line():
+    proc = run_cli("admin", "create", "root", "--password-stdin", "--database",
+                   "mysql://user:secret@127.0.0.1/x", env_extra={"FOG_ADMIN_PASSWORD": ""})
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fogcore admin: "), proc.stderr
+    assert "secret" not in proc.stderr and "user:***@127.0.0.1" in proc.stderr
+
+
+def test_log_level_takes_choices():
+    for command in ("serve", "node"):
+        proc = run_cli(command, "--log-level", "loud")
+        assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_display_url_hides_the_password():
+    from fogcore.cli import display_url
+
+    assert display_url("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert display_url("sqlite:///tmp/x.db") == "sqlite:///tmp/x.db"
+
+
+def test_check_writable(tmp_path):
+    from fogcore.cli import CommandError, check_writable
+
+    check_writable(str(tmp_path / "out.json"))
+    assert not list(tmp_path.iterdir())  # the probe leaves nothing behind
+    with pytest.raises(CommandError, match="cannot write the output .*missing"):
+        check_writable(str(tmp_path / "missing" / "out.json"))

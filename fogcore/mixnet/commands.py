@@ -1,24 +1,36 @@
-"""`fogcore node --config FILE`: run one mix node until SIGINT or SIGTERM, then leave the
-network gracefully (docs/node.md §16): SIGTERM starts the leave with its grace period; a
-second SIGTERM, or SIGINT, cuts the grace short (the packets already accepted are still
-sent at their committed delays)."""
+"""`fogcore node --config FILE`: run one mix node until SIGINT, SIGTERM or SIGHUP, then
+leave the network gracefully (docs/node.md §16): SIGTERM or SIGHUP starts the leave with
+its grace period; a second one, or SIGINT, cuts the grace short (the packets already
+accepted are still sent at their committed delays). No setting is reloaded in place: the
+keys, listener and delays are bound to the node's identity and epoch (docs/node.md §11).
+`--check-config` validates the configuration and prints it without starting a node."""
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
+import warnings
 
-__all__ = ["COMMANDS", "run_node"]
+from fogcore.cli import LOG_LEVELS, CommandError
+
+__all__ = ["COMMANDS", "check_config", "run_node"]
+
+#: signals that make the node leave; the first starts the grace, a later one ends it
+LEAVE_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE",
-                        help="TOML file with a [node] table (FOGCORE_NODE_* variables "
+                        help="TOML file with a [node] table (FOG_NODE_* variables "
                              "override it)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--check-config", action="store_true",
+                        help="validate the configuration and the key file, print the "
+                             "effective settings as JSON and exit (0: valid, 2: not)")
+    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
 
 
 async def run_node(config, ready=None) -> dict:
@@ -40,12 +52,12 @@ async def run_node(config, ready=None) -> dict:
     loop = asyncio.get_running_loop()
 
     def on_signal(sig: int) -> None:
-        # The first SIGTERM starts the leave; a second one, or SIGINT, ends its grace.
+        # The first SIGTERM/SIGHUP starts the leave; a second one, or SIGINT, ends its grace.
         if stop.is_set() or sig == signal.SIGINT:
             node.cut_grace()
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, *LEAVE_SIGNALS):
         loop.add_signal_handler(sig, on_signal, sig)
     if ready is not None:
         ready(node)
@@ -53,7 +65,7 @@ async def run_node(config, ready=None) -> dict:
         await stop.wait()
         await node.leave()  # the stats reporter keeps reporting while the node drains
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, *LEAVE_SIGNALS):
             loop.remove_signal_handler(sig)
         reporter, publisher, gateway = extras
         if reporter is not None:
@@ -106,17 +118,59 @@ def _loop_factory():
     return uvloop.new_event_loop
 
 
-def _run(args: argparse.Namespace) -> int:
+def check_config(config) -> list[str]:
+    """Problems a node with `config` would meet at start-up that `NodeConfig.validate`
+    cannot see (an unreadable key file, a key directory it cannot write), as lines."""
+    problems = []
+    path = config.keys_file
+    if path and os.path.exists(path):
+        try:
+            with open(path, encoding="ascii") as fh:
+                keys = json.load(fh)
+            bytes.fromhex(keys["identity_seed"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problems.append(f"keys_file {path}: not a readable key file ({exc})")
+    elif path:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.access(folder, os.W_OK | os.X_OK):
+            problems.append(f"keys_file {path}: cannot create it in {folder}")
+    return problems
+
+
+def _load(args: argparse.Namespace):
+    """The configuration, with each deprecated variable reported as one line on stderr."""
     from fogcore.mixnet.config import ConfigError, load_config
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FutureWarning)
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            raise CommandError(str(exc), 2) from None
+        except OSError as exc:
+            raise CommandError(f"cannot read the config file {args.config}: "
+                               f"{exc.strerror or exc}", 2) from None
+    for warning in caught:
+        print(f"fogcore node: warning: {warning.message}", file=sys.stderr, flush=True)
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
     from fogcore.mixnet.keystore import KeyStoreError
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        config = load_config(args.config)
-    except (ConfigError, OSError) as exc:
-        print(f"fogcore node: {exc}", file=sys.stderr)
-        return 2
+    config = _load(args)
+    if args.check_config:
+        problems = check_config(config)
+        if problems:
+            raise CommandError("; ".join(problems), 2)
+        shown = dataclasses.asdict(config)
+        if shown["directory_key"]:
+            shown["directory_key"] = "***"  # a secret: say it is set, never print it
+        print(json.dumps({"event": "config_ok", "config": shown}, sort_keys=True),
+              flush=True)
+        return 0
 
     def ready(node):
         host, port = node.address
@@ -131,16 +185,15 @@ def _run(args: argparse.Namespace) -> int:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             stats = runner.run(run_node(config, ready))
     except KeyStoreError as exc:
-        print(f"fogcore node: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), 2) from None
     except OSError as exc:
-        print(f"fogcore node: cannot listen: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(f"cannot listen on {config.listen_host}:{config.listen_port}: "
+                           f"{exc.strerror or exc}") from None
     print(json.dumps({"event": "stopped", "stats": stats}), flush=True)
     return 0
 
 
 COMMANDS = {
-    "node": ("run one mix node (or gateway) until SIGINT/SIGTERM", _add_arguments,
+    "node": ("run one mix node (or gateway) until SIGINT/SIGTERM/SIGHUP", _add_arguments,
              "fogcore.mixnet.commands:_run"),
 }

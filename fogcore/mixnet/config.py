@@ -1,14 +1,19 @@
 """Mix node configuration: a TOML file's `[node]` table, then environment variables
-`FOGCORE_NODE_<FIELD>` (upper case) over it. docs/node.md lists every field."""
+`FOG_NODE_<FIELD>` (upper case) over it. docs/node.md §11 lists every field."""
 
 import dataclasses
 import os
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 
-__all__ = ["ENV_PREFIX", "ConfigError", "NodeConfig", "load_config"]
+__all__ = ["DEPRECATED_ENV_PREFIX", "ENV_PREFIX", "ConfigError", "NodeConfig",
+           "load_config"]
 
-ENV_PREFIX = "FOGCORE_NODE_"
+ENV_PREFIX = "FOG_NODE_"
+#: the prefix read before `ENV_PREFIX`: still honoured, with a FutureWarning per variable,
+#: when the `FOG_NODE_` variable of the same field is not set
+DEPRECATED_ENV_PREFIX = "FOGCORE_NODE_"
 LAYERS = ("entry", "mix", "exit", "gateway")
 FORMATS = ("sphinx", "kem")
 
@@ -194,7 +199,8 @@ def _convert(name: str, kind, raw):
 def load_config(path: str | None = None, env: dict | None = None, **overrides) -> NodeConfig:
     """The node configuration from the TOML file at `path` (its `[node]` table, or the
     top level when there is none), environment variables and keyword overrides, in that
-    order of increasing precedence."""
+    order of increasing precedence. A deprecated `FOGCORE_NODE_*` variable raises a
+    FutureWarning naming its `FOG_NODE_*` replacement."""
     env = os.environ if env is None else env
     values: dict = {}
     if path:
@@ -210,6 +216,13 @@ def load_config(path: str | None = None, env: dict | None = None, **overrides) -
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     for name in fields:
         key = ENV_PREFIX + name.upper()
+        old = DEPRECATED_ENV_PREFIX + name.upper()
+        if old in env:
+            ignored = " and is ignored, as " + key + " is set" if key in env else ""
+            warnings.warn(f"{old} is deprecated{ignored}; use {key}", FutureWarning,
+                          stacklevel=2)
+            if key not in env:
+                values[name] = env[old]
         if key in env:
             values[name] = env[key]
     values.update(overrides)

@@ -35,7 +35,7 @@ from typing import Protocol
 
 from fogcore.mixnet.node_stats import NodeSeries
 
-__all__ = ["STATE_FILE", "NodeHandle", "Testnet", "TestnetControl", "TestnetError",
+__all__ = ["STATE_FILE", "NodeHandle", "Testnet", "FormatMismatch", "TestnetControl", "TestnetError",
            "TestnetOptions", "layer_sizes", "read_state"]
 
 log = logging.getLogger("fogcore.testnet")
@@ -50,6 +50,11 @@ _NODE_FIELDS = ("packets_in_per_s", "packets_out_per_s", "drops_per_s", "queue_d
 
 class TestnetError(RuntimeError):
     """The testnet could not start (or a node could not be deployed)."""
+
+
+class FormatMismatch(TestnetError):
+    """A node of another packet format than the testnet's was asked for: clients build
+    packets of the testnet's format only, so such a node would never get traffic."""
 
 
 class TestnetControl(Protocol):
@@ -188,6 +193,20 @@ def _die_with_parent() -> None:
         pass
 
 
+def database_url(data_dir: Path) -> str:
+    """The URL of the store a testnet keeps in `data_dir`: its API's accounts live there."""
+    return "sqlite:///" + str((Path(data_dir) / "testnet.db").resolve()).lstrip("/")
+
+
+def running_database_url(data_dir: Path) -> str | None:
+    """`database_url(data_dir)` while a testnet runs with `data_dir`, else None."""
+    try:
+        pid = read_state(data_dir).get("pid")
+    except TestnetError:
+        return None
+    return database_url(data_dir) if _alive(pid) else None
+
+
 def read_state(data_dir: Path) -> dict:
     """The state file a running `fogcore up` keeps in `data_dir`; TestnetError when none."""
     path = Path(data_dir) / STATE_FILE
@@ -282,7 +301,7 @@ class Testnet:
         nodes_dir = self.data_dir / "nodes"
         shutil.rmtree(nodes_dir, ignore_errors=True)
         nodes_dir.mkdir()
-        url = "sqlite:///" + str((self.data_dir / "testnet.db").resolve()).lstrip("/")
+        url = database_url(self.data_dir)
         self.store = await open_store(url)
         # Nodes of an earlier run are gone: their entries would only send clients astray.
         for node in await self.store.directory.list(include_expired=True, limit=1000):
@@ -419,7 +438,7 @@ class Testnet:
         handle.delay_max_us = int(float(settings["max_delay_ms"]) * 1000)
         config = workdir / "node.toml"
         config.write_text("[node]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in settings.items()))
-        env = dict(os.environ, FOGCORE_NODE_DIRECTORY_KEY=self._api_key)
+        env = dict(os.environ, FOG_NODE_DIRECTORY_KEY=self._api_key)
         log_file = open(workdir / "node.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             handle.process = await asyncio.create_subprocess_exec(
@@ -604,6 +623,9 @@ class Testnet:
             raise TestnetError("the testnet is stopping")
         if layer not in LAYER_NAMES or format not in ("sphinx", "kem"):
             raise ValueError("unknown layer or format")
+        if format != self.options.format:
+            raise FormatMismatch(f"this testnet carries {self.options.format} packets: a "
+                                 f"{format} node would get no traffic")
         handle = await self._launch(layer, format)
         self._write_state()
         return handle.view()

@@ -61,7 +61,54 @@ def test_admin_create_and_serve(tmp_path):
         server.terminate()
         _, err = server.communicate(timeout=20)
     # Structured logs: every line on stderr is a JSON object; the access log has the login.
+    assert b"\x1b" not in err  # no terminal colours in JSON logs
     lines = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+    assert not any("color_message" in e for e in lines)
     assert any(e.get("route") == "/api/auth/login" and e.get("status") == 200 for e in lines)
     assert all("password" not in json.dumps(e) or e.get("logger") != "fogcore.api.access"
                for e in lines)
+
+
+def test_json_formatter_drops_terminal_colours():
+    import logging
+
+    from fogcore.api.logs import JsonFormatter
+
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1,
+                               "Started server process [\x1b[36m%d\x1b[0m]", (42,), None)
+    record.color_message = "Started server process [\x1b[36m%d\x1b[0m]"
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["msg"] == "Started server process [42]"
+    assert "color_message" not in entry
+
+
+def test_admin_create_finds_the_running_testnet(tmp_path):
+    import asyncio
+
+    from fogcore.mixnet.testnet import database_url
+    from fogcore.store import open_store
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOG_")}
+    env["FOG_DATA_DIR"] = str(tmp_path)
+    testnet_dir = tmp_path / "testnet"
+    testnet_dir.mkdir()
+    # A live pid in the state file is what marks a testnet as running: this test's own.
+    (testnet_dir / "testnet.json").write_text(json.dumps(
+        {"pid": os.getpid(), "api": "http://127.0.0.1:1", "format": "sphinx"}))
+    made = fogcore("admin", "create", "panel", "--password-stdin", input=PASSWORD + "\n",
+                   env=env)
+    assert made.returncode == 0, made.stderr
+    assert "testnet" in made.stderr
+    assert not (tmp_path / "fogcore.db").exists()
+
+    async def lookup():
+        store = await open_store(database_url(testnet_dir))
+        try:
+            return await store.users.get_by_username("panel")
+        finally:
+            await store.close()
+
+    assert asyncio.run(lookup()).role == "admin"
+    missing = fogcore("admin", "create", "other", "--password-stdin", "--testnet",
+                      str(tmp_path / "nowhere"), input=PASSWORD + "\n", env=env)
+    assert missing.returncode == 2 and "no testnet runs" in missing.stderr
