@@ -1,12 +1,18 @@
 """Every third-party package the installed code imports unconditionally is a declared
 dependency of `pip install .` (not only of an extra): the test extras are installed where
 the suite runs, so a missing declaration would otherwise show only on a user's machine.
-Imports guarded by `except ImportError` are optional and may come from an extra."""
+Imports guarded by `except ImportError` are optional and may come from an extra.
+The converse holds too: every declared dependency is imported somewhere (guarded or not),
+for a declaration nothing imports costs every install its download and nothing more.
+
+The declarations are read from pyproject.toml, not from the installed metadata, which an
+editable install leaves as it was when it was made."""
 
 import ast
 import importlib.metadata as metadata
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +37,9 @@ def _guarded(node: ast.AST, parents: dict) -> bool:
     return False
 
 
-def _unconditional_imports() -> dict[str, str]:
-    """Top-level module name -> a file importing it, outside ImportError guards."""
+def _imports(include_guarded: bool = False) -> dict[str, str]:
+    """Top-level module name -> a file importing it; outside ImportError guards only unless
+    `include_guarded`."""
     found: dict[str, str] = {}
     for source in SOURCES:
         for path in source.rglob("*.py"):
@@ -45,32 +52,47 @@ def _unconditional_imports() -> dict[str, str]:
                     names = [node.module]
                 else:
                     continue
-                if _guarded(node, parents):
+                if not include_guarded and _guarded(node, parents):
                     continue
                 for name in names:
                     found.setdefault(name.split(".")[0], str(path.relative_to(ROOT)))
     return found
 
 
+def _normalised(name: str) -> str:
+    """A distribution name in its canonical form (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _base_requirements() -> set[str]:
-    """Normalised names of the distribution's requirements outside any extra."""
-    names = set()
-    for requirement in metadata.requires("fogcore") or ():
-        if "extra ==" in requirement:
-            continue
-        name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)
-        names.add(re.sub(r"[-_.]+", "-", name).lower())
-    return names
+    """Normalised names of the project's requirements outside any extra."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {
+        _normalised(re.match(r"[A-Za-z0-9._-]+", requirement).group(0))
+        for requirement in project["dependencies"]
+    }
 
 
 def test_runtime_imports_are_declared_dependencies():
     distributions = metadata.packages_distributions()
     declared = _base_requirements()
     missing = []
-    for module, where in sorted(_unconditional_imports().items()):
+    for module, where in sorted(_imports().items()):
         if module in sys.stdlib_module_names or module in FIRST_PARTY:
             continue
-        owners = {re.sub(r"[-_.]+", "-", d).lower() for d in distributions.get(module, [])}
+        owners = {_normalised(d) for d in distributions.get(module, [])}
         if not owners & declared:
             missing.append(f"{module} (imported by {where}; provided by {sorted(owners) or '?'})")
     assert not missing, "imported but not a dependency of `pip install .`: " + "; ".join(missing)
+
+
+def test_declared_dependencies_are_imported():
+    imported = set(_imports(include_guarded=True))
+    used = {
+        _normalised(distribution)
+        for module, distributions in metadata.packages_distributions().items()
+        if module in imported
+        for distribution in distributions
+    }
+    unused = sorted(_base_requirements() - used)
+    assert not unused, "a dependency of `pip install .` that nothing imports: " + ", ".join(unused)
