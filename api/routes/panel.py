@@ -5,14 +5,15 @@ only ever name one of those files, so path traversal and directory listings cann
 Assets are served under `/static/<version>/...`, where the version is a hash of the whole
 panel: their URLs change whenever any file changes, so they can be cached for a year.
 `index.html` (never cached) is the shell for `/` and for every page path the panel's own
-router owns: the `path: "/..."` entries of `js/nav.js`. Other unknown paths stay 404s.
+router owns: the `path` of every entry of the manifest `pages.json` (which the panel's
+`js/nav.js` reads too). Other unknown paths stay 404s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import re
+import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -42,8 +43,8 @@ CONTENT_TYPES = {
 _LONG_CACHE = "public, max-age=31536000, immutable"
 # The shell and assets asked for under an old version must be revalidated every time.
 _NO_CACHE = "no-cache"
-# `path: "/betanet"` entries in nav.js: the page paths the panel's router owns.
-_NAV_PATH = re.compile(r"""\bpath:\s*["'](/[a-z0-9-]*)["']""")
+#: The panel's page manifest: `{"home": ..., "pages": [{"path", "title", "module"}, ...]}`.
+MANIFEST = "pages.json"
 
 
 def find_panel_dir() -> Path | None:
@@ -95,15 +96,44 @@ class PanelFiles:
         self.index = _File(shell, CONTENT_TYPES[".html"],
                            f'"{hashlib.sha256(shell).hexdigest()[:20]}"')
         self.files = files
-        nav = files.get("js/nav.js")
-        found = _NAV_PATH.findall(nav.body.decode()) if nav is not None else []
-        #: First path segments the panel's router owns ("" is `/`).
-        self.pages = frozenset(p.strip("/").split("/", 1)[0] for p in found) | {""}
+        #: Page path -> the deeper paths it shows, as segment tuples ("*": any one).
+        self.pages: dict[str, tuple[tuple[str, ...], ...]] = _read_manifest(files)
 
     def owns(self, path: str) -> bool:
-        """Whether `path` is a page of the panel (served the shell)."""
-        first = path.strip("/").split("/", 1)[0]
-        return first in self.pages
+        """Whether `path` is a page of the panel (served the shell): a page path of the
+        manifest, or one of that page's subpaths."""
+        segments = [s for s in path.split("/") if s]
+        if not segments:
+            return True
+        subpaths = self.pages.get(segments[0])
+        if subpaths is None:
+            return False
+        rest = segments[1:]
+        return not rest or any(
+            len(pattern) == len(rest)
+            and all(part in ("*", got) for part, got in zip(pattern, rest, strict=True))
+            for pattern in subpaths
+        )
+
+
+def _read_manifest(files: dict[str, _File]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Page name (first path segment) -> its subpaths as segment tuples, from the
+    manifest. A missing or malformed manifest is an error at start-up, not a panel that
+    silently serves no page."""
+    manifest = files.get(MANIFEST)
+    if manifest is None:
+        raise FileNotFoundError(f"the panel has no {MANIFEST}")
+    try:
+        pages = {page["path"]: page.get("subpaths", []) for page in json.loads(manifest.body)["pages"]}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{MANIFEST}: expected {{'pages': [{{'path': ...}}, ...]}}: {exc}") from None
+    owned: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for path, subpaths in pages.items():
+        if not (isinstance(path, str) and path.count("/") == 1 and path.startswith("/")
+                and "." not in path and isinstance(subpaths, list)):
+            raise ValueError(f"{MANIFEST}: a page path is one segment without a dot: {path!r}")
+        owned[path[1:]] = tuple(tuple(s for s in str(sub).split("/") if s) for sub in subpaths)
+    return owned
 
 
 _loaded: PanelFiles | None = None

@@ -1,21 +1,40 @@
-// The panel's areas: ONE entry per area, in menu order. A new area is one entry here and
-// one module under pages/. The API serves the panel's shell for every `path` listed in
-// this file (it reads the `path: "/..."` entries), so keep each path on its own line.
+// The panel's areas, read from the manifest `pages.json` beside `js/`, which the API reads
+// too (it serves the panel's shell for every page path listed there). A new area is one
+// entry in the manifest and one module under pages/.
 //
-// Entry fields: path (first URL segment), label (menu text), load (the page module),
-// role (weakest role that sees the area; omitted: any logged-in user).
+// Manifest entry fields: path (first URL segment), title (menu text), module (the page
+// module, relative to the panel folder), subpaths (deeper paths the page shows, `*` for one
+// segment: "/nodes/*"; any other deeper path is "not found"), menu (listed in the
+// navigation), public (reachable without logging in), role (weakest role that sees the
+// area; omitted: any logged-in user).
 
-/** Areas shown in the navigation. */
-export const AREAS = [
-  { path: "/dashboard", label: "Dashboard", load: () => import("./pages/dashboard.js") },
-  { path: "/betanet", label: "Betanet", load: () => import("./pages/betanet.js") },
-  { path: "/benchmarks", label: "Benchmarks", load: () => import("./pages/benchmarks.js") },
-];
+const manifest = await fetch(new URL("../pages.json", import.meta.url))
+  .then((response) => {
+    if (!response.ok) throw new Error(`pages.json: HTTP ${response.status}`);
+    return response.json();
+  });
+
+function area(entry) {
+  const url = new URL(`../${entry.module}`, import.meta.url).href;
+  return { path: entry.path, label: entry.title, role: entry.role || null,
+    subpaths: entry.subpaths || [], load: () => import(url) };
+}
+
+/** Whether `rest` (the path's segments after the page's own) is a subpath of `page`. */
+export function ownsSubpath(page, rest) {
+  if (!rest.length) return true;
+  return page.subpaths.some((pattern) => {
+    const parts = pattern.split("/").filter(Boolean);
+    return parts.length === rest.length &&
+      parts.every((part, i) => part === "*" ? rest[i] !== "" : part === rest[i]);
+  });
+}
+
+/** Areas shown in the navigation, in menu order. */
+export const AREAS = manifest.pages.filter((p) => p.menu && !p.public).map(area);
 
 /** Pages reachable without logging in; not in the menu. */
-export const PUBLIC_PAGES = [
-  { path: "/login", label: "Log in", load: () => import("./pages/login.js") },
-];
+export const PUBLIC_PAGES = manifest.pages.filter((p) => p.public).map(area);
 
 /** Where "/" and a fresh login lead. */
-export const HOME = "/dashboard";
+export const HOME = manifest.home;

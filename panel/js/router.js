@@ -3,7 +3,7 @@
 
 import { clearSession, token } from "./api.js";
 import { announce, errorBox, h } from "./dom.js";
-import { AREAS, HOME, PUBLIC_PAGES } from "./nav.js";
+import { AREAS, HOME, PUBLIC_PAGES, ownsSubpath } from "./nav.js";
 
 let main = null;
 let cleanup = null;
@@ -23,6 +23,11 @@ function find(pathname) {
   const open = PUBLIC_PAGES.find((p) => p.path === first);
   if (open) return { page: open, public: true };
   return null;
+}
+
+// The path's segments after the page's own ("/betanet/nodes/ab" → ["nodes", "ab"]).
+function restOf(pathname) {
+  return pathname.split("/").slice(2).filter(Boolean).map(decodeURIComponent);
 }
 
 /** Go to `url` (same origin) and render its page. */
@@ -70,7 +75,8 @@ async function render() {
   document.documentElement.removeAttribute("data-page-ready");
   let module;
   try {
-    module = found ? await found.page.load() : notFound(pathname);
+    module = found && ownsSubpath(found.page, restOf(pathname))
+      ? await found.page.load() : notFound(pathname);
   } catch {
     module = null;
   }
@@ -89,7 +95,7 @@ async function render() {
       errorBox("The page's code could not be loaded. Reload the panel to try again."));
     return undefined;
   }
-  const rest = pathname.split("/").slice(2).filter(Boolean).map(decodeURIComponent);
+  const rest = restOf(pathname);
   const params = new URLSearchParams(search);
   try {
     cleanup = (await module.render(main, { path: pathname, rest, params, navigate })) || null;

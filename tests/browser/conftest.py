@@ -29,6 +29,10 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
+#: axe-core, fetched from the npm registry at test time (`npm pack`) into this folder.
+AXE_CACHE = Path(os.environ.get("FOG_TEST_AXE_DIR",
+                                Path.home() / ".cache" / "fogcore-tests" / "axe-core"))
+AXE_VERSION = "4"
 ADMIN = "admin"
 PASSWORD = "browser tests password 1"
 #: Each test's own deadline for one wait, in milliseconds.
@@ -167,6 +171,13 @@ class Browser:
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
+    def axe(self, name: str) -> list[str]:
+        """axe-core's violations on the current page, recorded under `name` for the
+        summary at the end of the run."""
+        violations = axe_violations(self.page)
+        AXE_RESULTS[name] = len(violations)
+        return violations
+
     def login(self, username: str = ADMIN, password: str = PASSWORD) -> None:
         self.goto("/login")
         self.page.fill("#username", username)
@@ -189,7 +200,57 @@ class Browser:
         return found
 
 
+_axe_source: str | None = None
+
+
+def axe_source() -> str:
+    """The text of axe-core's `axe.min.js`: from the cache folder, else fetched once with
+    `npm pack axe-core@4` (the npm registry) and unpacked there. Fails, never skips, when
+    npm is missing: the accessibility checks are part of the suite."""
+    global _axe_source
+    if _axe_source is not None:
+        return _axe_source
+    script = AXE_CACHE / "package" / "axe.min.js"
+    if not script.is_file():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("the browser tests need npm to fetch axe-core from the npm registry: "
+                        "apt-get install -y npm", pytrace=False)
+        AXE_CACHE.mkdir(parents=True, exist_ok=True)
+        packed = subprocess.run([npm, "pack", f"axe-core@{AXE_VERSION}", "--silent",
+                                 "--pack-destination", str(AXE_CACHE)],
+                                capture_output=True, text=True, timeout=180)
+        if packed.returncode != 0:
+            pytest.fail(f"npm pack axe-core@{AXE_VERSION} failed:\n{packed.stderr[-2000:]}",
+                        pytrace=False)
+        import tarfile
+
+        tarball = AXE_CACHE / packed.stdout.strip().splitlines()[-1]
+        with tarfile.open(tarball) as archive:
+            archive.extract("package/axe.min.js", AXE_CACHE, filter="data")
+        tarball.unlink()
+    _axe_source = script.read_text()
+    return _axe_source
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's violations on the page as it is now, one line each (rule, impact, what
+    it asks, the elements). The script is evaluated over the DevTools protocol, which the
+    page's Content Security Policy (`script-src 'self'`) does not govern; the panel itself
+    keeps running under that policy."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(axe_source() + "\n;undefined")
+    found = page.evaluate("""async () => {
+        const result = await window.axe.run(document, { resultTypes: ["violations"] });
+        return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+            targets: v.nodes.map((n) => n.target.join(" ")) }));
+    }""")
+    return [f"{v['id']} ({v['impact']}): {v['help']}: {len(v['targets'])} elements, e.g. "
+            f"{', '.join(v['targets'][:3])}" for v in found]
+
+
 LOAD_TIMES: dict[str, dict] = {}
+AXE_RESULTS: dict[str, int] = {}
 
 
 @pytest.fixture
@@ -216,7 +277,12 @@ def browser(playwright_driver, server, tmp_path) -> Browser:
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Print the page load times measured in the browser (reported, never asserted)."""
+    """Print the page load times measured in the browser (reported, never asserted) and
+    axe-core's violation count per page checked."""
+    if AXE_RESULTS:
+        terminalreporter.section("axe-core violations per page")
+        for name, count in sorted(AXE_RESULTS.items()):
+            terminalreporter.write_line(f"{name:40s} {count}")
     if not LOAD_TIMES:
         return
     terminalreporter.section("panel page load times (Navigation Timing, ms)")

@@ -29,15 +29,34 @@ def test_panel_folder_found():
     root = find_panel_dir()
     assert root is not None and (root / "index.html").is_file()
     panel = load_panel()
-    assert {"dashboard", "betanet", "benchmarks", "login"} <= panel.pages
+    assert {"dashboard", "betanet", "benchmarks", "login"} <= set(panel.pages)
+
+
+def test_pages_come_from_the_manifest():
+    """The API and the panel's router read the same manifest: each page's path, title and
+    module, and the deeper paths it shows; anything deeper is not a page."""
+    import json
+
+    root = find_panel_dir()
+    manifest = json.loads((root / "pages.json").read_text())
+    panel = load_panel()
+    assert {p["path"][1:] for p in manifest["pages"]} == set(panel.pages)
+    for page in manifest["pages"]:
+        assert page["title"] and (root / page["module"]).is_file(), page
+    assert panel.owns("/betanet") and panel.owns("/betanet/nodes/ab12")
+    assert panel.owns("/benchmarks/runs/r1") and panel.owns("/dashboard/")
+    for path in ("/betanet/nothing/here", "/betanet/nodes", "/betanet/nodes/a/b",
+                 "/dashboard/x", "/login/x", "/nowhere"):
+        assert not panel.owns(path), path
 
 
 def test_shell_and_pages(client):
     panel = load_panel()
-    (index, page, deep, head, nope, api, post) = client(
+    (index, page, deep, head, nope, api, post, unknown_deep) = client(
         ("GET", "/", None), ("GET", "/betanet", None), ("GET", "/betanet/nodes/abc", None),
         ("HEAD", "/dashboard", None), ("GET", "/no/such/page", None),
         ("GET", "/api/no/such", None), ("POST", "/dashboard", None),
+        ("GET", "/betanet/nothing/here", None),
     )
     assert index.status_code == 200
     assert index.headers["content-type"] == "text/html; charset=utf-8"
@@ -47,7 +66,7 @@ def test_shell_and_pages(client):
     assert page.text == index.text == deep.text
     assert head.status_code == 200 and head.content == b""
     assert int(head.headers["content-length"]) == len(index.content)
-    for answer in (nope, api):
+    for answer in (nope, api, unknown_deep):
         assert answer.status_code == 404
         assert answer.json()["error"]["code"] == "not_found"
     assert post.status_code == 405 and post.headers["allow"] == "GET, HEAD"
