@@ -263,6 +263,7 @@ class Front:
         self.server = None
         self.frames = 0
         self.writers = set()
+        self.handlers = set()
 
     async def start(self):
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -272,9 +273,14 @@ class Front:
         self.server.close()
         for writer in self.writers:
             writer.close()
+        # Let every handler see its connection end, so that no task (holding the network
+        # and its compiled objects) outlives the test.
+        if self.handlers:
+            await asyncio.wait(self.handlers, timeout=2)
 
     async def _serve(self, reader, writer):
         self.writers.add(writer)
+        self.handlers.add(asyncio.current_task())
         try:
             while True:
                 header = await reader.readexactly(4)
@@ -289,6 +295,9 @@ class Front:
                 self.frames += 1
                 await self.net.send_frame(self.node_id, header + body)
         except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+        except asyncio.CancelledError:
+            # The loop is closing under a connection still open: end quietly.
             writer.close()
 
 
