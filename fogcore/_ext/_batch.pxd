@@ -1,29 +1,18 @@
 # The node's packet entry points (docs/packet-format.md §5): one frame, or a batch of frames
 # held in one buffer at BATCH_STRIDE, processed in place without the GIL, one 96-byte
-# outcome record per frame (struct fog_outcome, §5.2).
+# outcome record per frame (struct fog_outcome of _outcome.pxd, §5.2).
 #
 #     from fogcore._ext._batch cimport NodeCtx, process_frame
 #     with nogil:
-#         rc = process_frame(&ctx, slot, BATCH_STRIDE, False, record)
+#         rc = process_frame(&ctx, slot, BATCH_STRIDE, False, outcome_at(records, i))
 
 from libc.stdint cimport uint32_t
 
+from fogcore._ext._outcome cimport fog_outcome
+
 cdef enum:
-    OUTCOME_RECORD_SIZE = 96
     MAX_FRAME_SIZE = 2510
     MAX_THREADS = 8
-    KIND_FORWARD = 1
-    KIND_DELIVER = 2
-    KIND_REPLY = 3
-    KIND_REJECT = 4
-    WRONG_SIZE = 1
-    BAD_VERSION = 2
-    BAD_FORMAT = 3
-    LOW_ORDER = 4
-    BAD_MAC = 5
-    REPLAY = 6
-    BAD_COMMAND = 7
-    BAD_PAYLOAD = 8
 
 # check_and_add of a replay filter: 1 seen before, 0 new (now recorded), -1 failed (a Python
 # filter raised; the exception is kept by the caller's context).
@@ -43,4 +32,4 @@ ctypedef struct NodeCtx:
 # slot it must fit in) in place and write its record. 0 when done (whatever the outcome),
 # -1 only when the replay callback failed.
 cdef int process_frame(const NodeCtx *ctx, unsigned char *frame, size_t avail, bint exact,
-                       unsigned char *record) noexcept nogil
+                       fog_outcome *record) noexcept nogil

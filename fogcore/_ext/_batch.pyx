@@ -22,6 +22,31 @@ from libc.string cimport memcpy, memset
 
 from fogcore._ext cimport _hop
 from fogcore._ext._delays cimport vrf_delay_us
+from fogcore._ext._outcome cimport (
+    BAD_COMMAND,
+    BAD_FORMAT,
+    BAD_MAC,
+    BAD_PAYLOAD,
+    BAD_VERSION,
+    BATCH_STRIDE as C_BATCH_STRIDE,
+    KIND_DELIVER,
+    KIND_FORWARD,
+    KIND_REJECT,
+    KIND_REPLY,
+    LOW_ORDER,
+    OUTCOME_SIZE,
+    REPLAY,
+    TAG_KNOWN_FROM,
+    WRONG_SIZE,
+    check_outcome,
+    fog_outcome,
+    load_le16,
+    load_le32,
+    outcome_at,
+    outcome_layout,
+    store_le16,
+    store_le32,
+)
 from fogcore._ext._kem cimport (
     KEM_HEADER_SIZE,
     KEM_PACKET_SIZE,
@@ -30,6 +55,8 @@ from fogcore._ext._kem cimport (
     kem_node_keys,
 )
 from fogcore._ext._replay cimport ReplayFilter
+from fogcore._ext.includes.fog_wipe cimport fog_wipe
+from fogcore._ext.includes.pthread cimport pthread_create, pthread_join, pthread_t
 from fogcore._ext._sphinx cimport (
     METHOD_REENCODED,
     METHOD_SEQUENTIAL,
@@ -45,44 +72,28 @@ from operator import index as _index
 
 from fogcore._ext._sphinx import route_arrays
 
-cdef extern from "<pthread.h>" nogil:
-    ctypedef unsigned long pthread_t
-    ctypedef struct pthread_attr_t:
-        pass
-    int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
-                       void *(*start)(void *) noexcept nogil, void *arg)
-    int pthread_join(pthread_t thread, void **retval)
+check_outcome()
 
-BATCH_STRIDE = _hop.BATCH_STRIDE
-RECORD_SIZE = OUTCOME_RECORD_SIZE
+BATCH_STRIDE = C_BATCH_STRIDE
+RECORD_SIZE = OUTCOME_SIZE
+#: the outcome record as this module was compiled with it (tests compare the Python mirror)
+OUTCOME_LAYOUT = outcome_layout()
 FRAME_SIZES = {_hop.FORMAT_SPHINX: 4 + SPHINX_PACKET_SIZE, _hop.FORMAT_KEM: 4 + KEM_PACKET_SIZE}
 METHODS = ("sequential", "scalar", "reencoded")
 
 
 # ---- one frame ------------------------------------------------------------------------------
 
-cdef inline void _put_le16(unsigned char *p, unsigned int v) noexcept nogil:
-    p[0] = v & 0xFF
-    p[1] = (v >> 8) & 0xFF
-
-
-cdef inline void _put_le32(unsigned char *p, uint32_t v) noexcept nogil:
-    p[0] = v & 0xFF
-    p[1] = (v >> 8) & 0xFF
-    p[2] = (v >> 16) & 0xFF
-    p[3] = (v >> 24) & 0xFF
-
-
-cdef inline int _reject(unsigned char *record, unsigned char reason, bint keep_tag) noexcept nogil:
-    record[0] = KIND_REJECT
-    record[1] = reason
+cdef inline int _reject(fog_outcome *record, unsigned char reason, bint keep_tag) noexcept nogil:
+    record.kind = KIND_REJECT
+    record.reason = reason
     if not keep_tag:
-        memset(record + 64, 0, 32)
+        memset(record.tag, 0, sizeof(record.tag))
     return 0
 
 
 cdef int process_frame(const NodeCtx *ctx, unsigned char *frame, size_t avail, bint exact,
-                       unsigned char *record) noexcept nogil:
+                       fog_outcome *record) noexcept nogil:
     cdef unsigned char keys[_hop.HOP_KEYS_SIZE]
     cdef unsigned char block[_hop.MAX_BETA_PLUS_SLOT]   # β || 0^S, then its decryption
     cdef unsigned char element[32]
@@ -93,7 +104,7 @@ cdef int process_frame(const NodeCtx *ctx, unsigned char *frame, size_t avail, b
     cdef unsigned char fmt, command
     cdef size_t slot, L, header, packet, size
     cdef int rc, seen, length
-    memset(record, 0, OUTCOME_RECORD_SIZE)
+    memset(record, 0, sizeof(fog_outcome))
     # §1.2, in order: size of the frame header, version, format, length
     if avail < _hop.FRAME_HEADER_SIZE:
         return _reject(record, WRONG_SIZE, False)
@@ -109,7 +120,7 @@ cdef int process_frame(const NodeCtx *ctx, unsigned char *frame, size_t avail, b
     size = _hop.FRAME_HEADER_SIZE + _hop.load_be16(frame + 2)
     if size != _hop.FRAME_HEADER_SIZE + packet or (avail != size if exact else avail < size):
         return _reject(record, WRONG_SIZE, False)
-    record[3] = fmt
+    record.format = fmt
     L = _hop.MAX_HOPS * slot
     body = frame + _hop.FRAME_HEADER_SIZE
     beta = body + _hop.ELEMENT_SIZE
@@ -123,16 +134,16 @@ cdef int process_frame(const NodeCtx *ctx, unsigned char *frame, size_t avail, b
     if rc != 0:
         return _reject(record, LOW_ORDER, False)
     if not _hop.header_mac_ok(keys + _hop.HK_MAC, beta, L, gamma):
-        _hop.wipe(keys, sizeof(keys))
+        fog_wipe(keys, sizeof(keys))
         return _reject(record, BAD_MAC, False)
     # Only now, with the MAC verified, may the tag reach the filter.
     seen = ctx.replay(ctx.replay_ctx, keys + _hop.HK_TAG)
     if seen < 0:
-        _hop.wipe(keys, sizeof(keys))
+        fog_wipe(keys, sizeof(keys))
         return -1
-    memcpy(record + 64, keys + _hop.HK_TAG, 32)
+    memcpy(record.tag, keys + _hop.HK_TAG, sizeof(record.tag))
     if seen:
-        _hop.wipe(keys, sizeof(keys))
+        fog_wipe(keys, sizeof(keys))
         return _reject(record, REPLAY, True)
 
     # One ChaCha20 call decrypts β and yields the S fresh bytes that become its new tail.
@@ -144,7 +155,7 @@ cdef int process_frame(const NodeCtx *ctx, unsigned char *frame, size_t avail, b
     if command == _hop.CMD_RELAY:
         if fmt == _hop.FORMAT_SPHINX:
             if sphinx_next_element(element, keys, body) != 0:
-                _hop.wipe(keys, sizeof(keys))
+                fog_wipe(keys, sizeof(keys))
                 return _reject(record, LOW_ORDER, False)
         else:
             memcpy(element, block + _hop.SLOT_TAIL, 32)
@@ -152,41 +163,41 @@ cdef int process_frame(const NodeCtx *ctx, unsigned char *frame, size_t avail, b
         memcpy(body, element, 32)
         memcpy(beta, block + slot, L)
         memcpy(gamma, block + _hop.SLOT_EXTRA, _hop.MAC_SIZE)
-        record[0] = KIND_FORWARD
-        _put_le16(record + 4, <unsigned int>size)
+        record.kind = KIND_FORWARD
+        store_le16(record.out_len, <unsigned int>size)
     elif command == _hop.CMD_DELIVER:
         if not _hop.is_zero(block + _hop.SLOT_EXTRA, slot - _hop.SLOT_EXTRA):
-            _hop.wipe(keys, sizeof(keys))
+            fog_wipe(keys, sizeof(keys))
             return _reject(record, BAD_COMMAND, True)
         _hop.lioness_dec(payload, _hop.PAYLOAD_SIZE, keys + _hop.HK_LIONESS)
         length = _hop.plaintext_open(payload)
         if length < 0:
-            _hop.wipe(keys, sizeof(keys))
+            fog_wipe(keys, sizeof(keys))
             return _reject(record, BAD_PAYLOAD, True)
-        record[0] = KIND_DELIVER
-        _put_le16(record + 4, <unsigned int>length)
-        _put_le32(record + 8, <uint32_t>(_hop.FRAME_HEADER_SIZE + header + _hop.INTEGRITY_SIZE
-                                         + _hop.LENGTH_SIZE))
+        record.kind = KIND_DELIVER
+        store_le16(record.out_len, <unsigned int>length)
+        store_le32(record.out_offset, <uint32_t>(_hop.FRAME_HEADER_SIZE + header
+                                                 + _hop.INTEGRITY_SIZE + _hop.LENGTH_SIZE))
     elif command == _hop.CMD_REPLY:
         if not _hop.is_zero(block + _hop.SLOT_TAIL, slot - _hop.SLOT_TAIL):
-            _hop.wipe(keys, sizeof(keys))
+            fog_wipe(keys, sizeof(keys))
             return _reject(record, BAD_COMMAND, True)
         _hop.lioness_dec(payload, _hop.PAYLOAD_SIZE, keys + _hop.HK_LIONESS)
-        record[0] = KIND_REPLY
-        _put_le16(record + 4, _hop.PAYLOAD_SIZE)
-        _put_le32(record + 8, <uint32_t>(_hop.FRAME_HEADER_SIZE + header))
-        memcpy(record + 48, block + _hop.SLOT_EXTRA, _hop.SURB_ID_SIZE)
+        record.kind = KIND_REPLY
+        store_le16(record.out_len, _hop.PAYLOAD_SIZE)
+        store_le32(record.out_offset, <uint32_t>(_hop.FRAME_HEADER_SIZE + header))
+        memcpy(record.surb_id, block + _hop.SLOT_EXTRA, _hop.SURB_ID_SIZE)
     else:
-        _hop.wipe(keys, sizeof(keys))
+        fog_wipe(keys, sizeof(keys))
         return _reject(record, BAD_COMMAND, True)
 
-    record[2] = block[_hop.SLOT_FLAGS]
-    memcpy(record + 16, block + _hop.SLOT_ADDRESS, _hop.ID_SIZE)
+    record.flags = block[_hop.SLOT_FLAGS]
+    memcpy(record.address, block + _hop.SLOT_ADDRESS, _hop.ID_SIZE)
     if ctx.with_delay:
-        _put_le32(record + 12, vrf_delay_us(ctx.vrf_output, keys + _hop.HK_TAG, ctx.mean_us,
-                                            ctx.max_us))
-    _hop.wipe(keys, sizeof(keys))
-    _hop.wipe(block, sizeof(block))
+        store_le32(record.delay_us, vrf_delay_us(ctx.vrf_output, keys + _hop.HK_TAG,
+                                                 ctx.mean_us, ctx.max_us))
+    fog_wipe(keys, sizeof(keys))
+    fog_wipe(block, sizeof(block))
     return 0
 
 
@@ -272,8 +283,21 @@ cdef Py_ssize_t _bounded(value, Py_ssize_t low, Py_ssize_t high, str message) ex
 # ---- Python API: the reference's functions (fogcore.packet._ref) ----------------------------
 
 cdef object _Outcome = None
-cdef object _KINDS = None
+cdef dict _KINDS = None
 cdef tuple _REASONS = None
+
+
+def set_outcome_type(outcome, kinds, reasons):
+    """Give `process_packet` the result type of the single-packet API: `outcome` (the
+    `Outcome` data class), `kinds` and `reasons` (its IntEnums). fogcore.packet calls this
+    when it selects this module, so the packet core imports nothing above it."""
+    global _Outcome, _KINDS, _REASONS
+    by_code = sorted(reasons, key=int)
+    if [int(r) for r in by_code] != list(range(len(by_code))):
+        raise ValueError("reason codes must run 0, 1, 2, ... without a gap")
+    _KINDS = {int(k): k for k in kinds}
+    _REASONS = tuple(by_code)
+    _Outcome = outcome
 
 
 cdef object _new_outcome(kind, reason, unsigned char fmt, unsigned char flags, address,
@@ -295,33 +319,29 @@ cdef object _new_outcome(kind, reason, unsigned char fmt, unsigned char flags, a
     return obj
 
 
-cdef object _outcome(const unsigned char *record, const unsigned char *slot):
-    # The single-packet API returns the format's public result type. It is a plain data
-    # class with no dependency on the rest of fogcore, imported once on first use.
-    global _Outcome, _KINDS, _REASONS
-    if _Outcome is None:
-        from fogcore.packet import outcome as _outcome_module
-        _KINDS = {int(k): k for k in _outcome_module.Kind}
-        _REASONS = tuple(sorted(_outcome_module.Reason, key=int))
-        _Outcome = _outcome_module.Outcome
-    cdef unsigned char kind = record[0]
-    cdef unsigned char fmt = record[3]
-    cdef unsigned int length = record[4] | (record[5] << 8)
-    cdef uint32_t offset = record[8] | (record[9] << 8) | (record[10] << 16) | (record[11] << 24)
-    tag = PyBytes_FromStringAndSize(<const char *>record + 64, 32)
+cdef object _outcome(const fog_outcome *record, const unsigned char *slot):
+    cdef unsigned char kind = record.kind
+    cdef unsigned char fmt = record.format
+    cdef unsigned int length = load_le16(record.out_len)
+    cdef uint32_t offset = load_le32(record.out_offset)
+    tag = PyBytes_FromStringAndSize(<const char *>record.tag, sizeof(record.tag))
     if kind == KIND_REJECT:
         # the tag is known once the MAC verified: REPLAY, BAD_COMMAND, BAD_PAYLOAD
-        return _new_outcome(_KINDS[KIND_REJECT], _REASONS[record[1]], fmt, 0, None, None,
-                            tag if record[1] >= REPLAY else None, None, None)
+        return _new_outcome(_KINDS[KIND_REJECT], _REASONS[record.reason], fmt, 0, None, None,
+                            tag if record.reason >= TAG_KNOWN_FROM else None, None, None)
     reason = _REASONS[0]
-    address = PyBytes_FromStringAndSize(<const char *>record + 16, 32)
+    address = PyBytes_FromStringAndSize(<const char *>record.address, sizeof(record.address))
     data = PyBytes_FromStringAndSize(<const char *>slot + offset, length)
     if kind == KIND_FORWARD:
-        return _new_outcome(_KINDS[kind], reason, fmt, record[2], address, None, tag, data, None)
+        return _new_outcome(_KINDS[kind], reason, fmt, record.flags, address, None, tag, data,
+                            None)
     if kind == KIND_DELIVER:
-        return _new_outcome(_KINDS[kind], reason, fmt, record[2], address, None, tag, None, data)
-    return _new_outcome(_KINDS[kind], reason, fmt, record[2], address,
-                        PyBytes_FromStringAndSize(<const char *>record + 48, 16), tag, None, data)
+        return _new_outcome(_KINDS[kind], reason, fmt, record.flags, address, None, tag, None,
+                            data)
+    return _new_outcome(_KINDS[kind], reason, fmt, record.flags, address,
+                        PyBytes_FromStringAndSize(<const char *>record.surb_id,
+                                                  sizeof(record.surb_id)),
+                        tag, None, data)
 
 
 def process_packet(keys, packet, replay_filter):
@@ -330,9 +350,11 @@ def process_packet(keys, packet, replay_filter):
     cdef NodeCtx ctx
     cdef Py_buffer view
     cdef unsigned char frame[MAX_FRAME_SIZE]
-    cdef unsigned char record[OUTCOME_RECORD_SIZE]
+    cdef fog_outcome record
     cdef size_t avail
     cdef int rc
+    if _Outcome is None:  # before the filter sees a tag
+        raise RuntimeError("no outcome type: import fogcore.packet, which sets it")
     state = _setup(&ctx, keys, replay_filter, None, 0, 0)
     PyObject_GetBuffer(packet, &view, PyBUF_SIMPLE)
     try:
@@ -342,11 +364,11 @@ def process_packet(keys, packet, replay_filter):
     finally:
         PyBuffer_Release(&view)
     with nogil:
-        rc = process_frame(&ctx, frame, avail, True, record)
-    _hop.wipe(ctx.secret, 32)
+        rc = process_frame(&ctx, frame, avail, True, &record)
+    fog_wipe(ctx.secret, 32)
     if rc != 0:
         raise (<_PythonReplay>state).error
-    return _outcome(record, frame)
+    return _outcome(&record, frame)
 
 
 ctypedef struct _Part:
@@ -363,8 +385,8 @@ cdef void *_run_part(void *arg) noexcept nogil:
     cdef Py_ssize_t i
     part.rc = 0
     for i in range(part.first, part.end):
-        if process_frame(part.ctx, part.buffer + i * _hop.BATCH_STRIDE, _hop.BATCH_STRIDE, False,
-                         part.records + i * OUTCOME_RECORD_SIZE) != 0:
+        if process_frame(part.ctx, part.buffer + i * C_BATCH_STRIDE, C_BATCH_STRIDE, False,
+                         outcome_at(part.records, i)) != 0:
             part.rc = -1
             break
     return NULL
@@ -430,7 +452,7 @@ def process_batch(keys, buffer, count, replay_filter, records, *, threads=1,
     # Slot capacities are compared by division: count * stride could wrap for a huge count.
     PyObject_GetBuffer(buffer, &buf, PyBUF_SIMPLE)
     try:
-        n = _bounded(count, 0, buf.len // _hop.BATCH_STRIDE,
+        n = _bounded(count, 0, buf.len // C_BATCH_STRIDE,
                      "buffer holds fewer than count slots")
         if buf.readonly:
             raise TypeError("the batch buffer must be writable")
@@ -438,7 +460,7 @@ def process_batch(keys, buffer, count, replay_filter, records, *, threads=1,
         PyBuffer_Release(&buf)
     PyObject_GetBuffer(records, &rec, PyBUF_SIMPLE)
     try:
-        if rec.len // OUTCOME_RECORD_SIZE < n:
+        if rec.len // OUTCOME_SIZE < n:
             raise ValueError("records buffer too small")
         if rec.readonly:
             raise TypeError("the records buffer must be writable")
@@ -449,13 +471,13 @@ def process_batch(keys, buffer, count, replay_filter, records, *, threads=1,
         PyObject_GetBuffer(records, &rec, PyBUF_WRITABLE)
         try:
             # A buffer may change size between the two requests: check again.
-            if buf.len // _hop.BATCH_STRIDE < n or rec.len // OUTCOME_RECORD_SIZE < n:
+            if buf.len // C_BATCH_STRIDE < n or rec.len // OUTCOME_SIZE < n:
                 raise ValueError("buffer holds fewer than count slots")
             state = _setup(&ctx, keys, replay_filter, vrf_output, mean_us, max_us)
             with nogil:
                 rc = _run_batch(&ctx, <unsigned char *>buf.buf, <unsigned char *>rec.buf,
                                 n, nthreads)
-            _hop.wipe(ctx.secret, 32)
+            fog_wipe(ctx.secret, 32)
             if rc != 0:
                 raise (<_PythonReplay>state).error
         finally:
@@ -535,5 +557,5 @@ def build_packet(int fmt, route, int command, address, extra, message, seed,
         raise ValueError("a routing key yields an all-zero shared secret")
     tags = tuple([PyBytes_FromStringAndSize(<const char *>keys + i * _hop.HOP_KEYS_SIZE
                                             + _hop.HK_TAG, 32) for i in range(n)])
-    _hop.wipe(keys, sizeof(keys))
+    fog_wipe(keys, sizeof(keys))
     return frame, tags

@@ -4,14 +4,13 @@
 
 from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 
+from fogcore._ext._outcome cimport BATCH_STRIDE, fog_outcome
+
 cdef enum:
-    SLOT_STRIDE = 2560          # BATCH_STRIDE of docs/packet-format.md §5.2
     FRAME_HEADER = 4
     FRAME_VERSION = 1
     MAX_FORMAT = 2
-    RECORD_SIZE = 96            # struct fog_outcome
-    CARRY_MAX = 256             # > SLOT_STRIDE - smallest frame (210)
-    SLOT_BITS = 24              # delay-queue key = deadline_us << SLOT_BITS | slot
+    CARRY_MAX = 256             # > BATCH_STRIDE - smallest frame (210)
     N_COUNTERS = 16
     N_DELAY_BUCKETS = 14
     MAX_LANES = 16              # batches in flight at once (one per lane)
@@ -25,15 +24,6 @@ cdef enum:
     SLOT_READY = 2              # a complete frame waits for the batch processor
     SLOT_BATCH = 3              # the batch processor owns it
     SLOT_HELD = 4               # processed; the delay queue, a link or a pending write holds it
-
-# receive-side reject and drop reasons (the first three are the packet format's codes)
-cdef enum:
-    R_WRONG_SIZE = 1
-    R_BAD_VERSION = 2
-    R_BAD_FORMAT = 3
-    R_TRUNCATED = 9             # connection closed inside a frame
-    R_SLOW = 10                 # a frame took longer than the frame timeout
-    R_ARENA_FULL = 11           # bytes arrived with no slot free (reading was not paused in time)
 
 # pause reasons (bit mask)
 cdef enum:
@@ -49,8 +39,8 @@ cdef class _Window:
 
 
 cdef class Arena:
-    cdef unsigned char *_mem            # nslots * SLOT_STRIDE bytes
-    cdef unsigned char *_records        # nslots * RECORD_SIZE bytes, record i for slot i
+    cdef unsigned char *_mem            # nslots * BATCH_STRIDE bytes
+    cdef fog_outcome *_records          # nslots records, record i for slot i
     cdef uint8_t *_state
     cdef uint64_t *_freebits            # bit set = slot free
     cdef Py_ssize_t _nwords
@@ -60,7 +50,7 @@ cdef class Arena:
     cdef Py_ssize_t _nready
     cdef int32_t *_lanes[MAX_LANES]     # per lane: slots of its batch in flight, ascending
     cdef Py_ssize_t _nlane[MAX_LANES]   # frames in each lane's batch (0: lane idle)
-    cdef unsigned char _spill[SLOT_STRIDE]  # read target of last resort, contents discarded
+    cdef unsigned char _spill[BATCH_STRIDE]  # read target of last resort, contents discarded
     cdef readonly Py_ssize_t nslots
     cdef readonly Py_ssize_t nfree
     cdef readonly Py_ssize_t low_water  # pause every reader below this many free slots
@@ -82,7 +72,7 @@ cdef class Arena:
     cdef int count_reject(self, int reason) except -1
     cdef int check_water(self) except -1
     cdef int32_t *lane_array(self, int lane) except NULL
-    cdef unsigned char *held_record(self, object slot_obj) except NULL
+    cdef fog_outcome *held_record(self, object slot_obj) except NULL
 
 
 cdef class _BaseMixProtocol:

@@ -24,20 +24,42 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from fogcore._ext._delays cimport vrf_delay_us
 from fogcore._ext._mem cimport fog_calloc, fog_free
+from fogcore._ext._outcome cimport (
+    ARENA_FULL,
+    BAD_FORMAT,
+    BAD_VERSION,
+    KIND_FORWARD,
+    KIND_REJECT,
+    KIND_REPLY,
+    OUTCOME_SIZE,
+    SLOT_BITS,
+    SLOW,
+    TRUNCATED,
+    WRONG_SIZE,
+    check_outcome,
+    fog_outcome,
+    load_le16,
+    load_le32,
+    outcome_layout,
+)
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long x) nogil
 
-STRIDE = SLOT_STRIDE
-RECORD_BYTES = RECORD_SIZE
+check_outcome()
+
+STRIDE = BATCH_STRIDE
+RECORD_BYTES = OUTCOME_SIZE
 KEY_SLOT_BITS = SLOT_BITS
+#: the outcome record as this module was compiled with it (tests compare the Python mirror)
+OUTCOME_LAYOUT = outcome_layout()
 #: upper bounds (µs) of the delay histogram buckets; the last bucket is +Inf
 DELAY_BUCKETS_US = (100, 500, 1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
                     1000000, 2500000, 5000000)
 #: receive-side reason codes beyond the packet format's reject reasons
-REASON_TRUNCATED = R_TRUNCATED
-REASON_SLOW = R_SLOW
-REASON_ARENA_FULL = R_ARENA_FULL
+REASON_TRUNCATED = TRUNCATED
+REASON_SLOW = SLOW
+REASON_ARENA_FULL = ARENA_FULL
 #: format code and body length of a control frame (docs/node.md §16)
 CONTROL_FORMAT = CONTROL_FMT
 CONTROL_LENGTH = CONTROL_LEN
@@ -96,8 +118,8 @@ cdef class Arena:
             raise ValueError(f"an arena has 2 to {(1 << SLOT_BITS) - 1} slots")
         self.nslots = nslots
         self._nwords = (nslots + 63) // 64
-        self._mem = <unsigned char *>fog_calloc(nslots, SLOT_STRIDE)
-        self._records = <unsigned char *>fog_calloc(nslots, RECORD_SIZE)
+        self._mem = <unsigned char *>fog_calloc(nslots, BATCH_STRIDE)
+        self._records = <fog_outcome *>fog_calloc(nslots, sizeof(fog_outcome))
         self._state = <uint8_t *>fog_calloc(nslots, 1)
         self._freebits = <uint64_t *>fog_calloc(self._nwords, 8)
         self._ready = <int32_t *>fog_calloc(nslots, 4)
@@ -228,12 +250,13 @@ cdef class Arena:
     @property
     def memory(self):
         """A writable memoryview of all slots (slot i at i * 2560)."""
-        return memoryview(_window(self, self._mem, self.nslots * SLOT_STRIDE))
+        return memoryview(_window(self, self._mem, self.nslots * BATCH_STRIDE))
 
     @property
     def records(self):
         """A writable memoryview of the outcome records (record i of slot i at i * 96)."""
-        return memoryview(_window(self, self._records, self.nslots * RECORD_SIZE))
+        return memoryview(_window(self, <unsigned char *>self._records,
+                                  self.nslots * sizeof(fog_outcome)))
 
     @property
     def ready_count(self):
@@ -284,11 +307,11 @@ cdef class Arena:
         """Slots of the lane's batch whose record has this kind and reason."""
         cdef int32_t *batch = self.lane_array(lane)
         cdef Py_ssize_t i
-        cdef unsigned char *rec
+        cdef const fog_outcome *rec
         found = []
         for i in range(self._nlane[lane]):
-            rec = self._records + <Py_ssize_t>batch[i] * RECORD_SIZE
-            if rec[0] == kind and rec[1] == reason:
+            rec = &self._records[batch[i]]
+            if rec.kind == kind and rec.reason == reason:
                 found.append(batch[i])
         return found
 
@@ -303,7 +326,7 @@ cdef class Arena:
         cdef const unsigned char *bp = NULL
         cdef Py_ssize_t i, k
         cdef int slot
-        cdef unsigned char *rec
+        cdef const fog_outcome *rec
         cdef uint32_t delay
         if beta is not None:
             b = beta
@@ -313,14 +336,15 @@ cdef class Arena:
         keys = []
         for i in range(self._nlane[lane]):
             slot = batch[i]
-            rec = self._records + <Py_ssize_t>slot * RECORD_SIZE
-            if rec[0] < 1 or rec[0] > 3:
+            rec = &self._records[slot]
+            if rec.kind < KIND_FORWARD or rec.kind > KIND_REPLY:
                 # a REJECT (or a record the processor never wrote, counted as kind 0)
-                self._rejects[rec[1] if rec[0] == 4 and rec[1] < N_COUNTERS else 0] += 1
+                self._rejects[rec.reason if rec.kind == KIND_REJECT and rec.reason < N_COUNTERS
+                              else 0] += 1
                 self.free_slot(slot)
                 continue
-            self._outcomes[rec[0]] += 1
-            delay = vrf_delay_us(bp, rec + 64, mean_us, max_us) if bp != NULL else 0
+            self._outcomes[rec.kind] += 1
+            delay = vrf_delay_us(bp, rec.tag, mean_us, max_us) if bp != NULL else 0
             k = 0
             while k < N_DELAY_BUCKETS - 1 and delay > C_DELAY_BOUNDS[k]:
                 k += 1
@@ -332,11 +356,11 @@ cdef class Arena:
         self.check_water()
         return keys
 
-    cdef unsigned char *held_record(self, object slot_obj) except NULL:
+    cdef fog_outcome *held_record(self, object slot_obj) except NULL:
         cdef Py_ssize_t slot = slot_obj
         if slot < 0 or slot >= self.nslots or self._state[slot] != SLOT_HELD:
             raise ValueError(f"slot {slot} is not held")
-        return self._records + slot * RECORD_SIZE
+        return &self._records[slot]
 
     def due_groups(self, slots):
         """Sort due slots (held, in due order) by their outcome for the node: returns
@@ -344,51 +368,52 @@ cdef class Arena:
         list of its FORWARD slots in due order and `local` lists the DELIVER and REPLY
         slots. The records are read here, in C: one bytes object per next hop, not per
         packet (a run of slots for the same hop shares one lookup)."""
-        cdef unsigned char *rec
+        cdef fog_outcome *rec
         cdef const unsigned char *last = NULL
         cdef list group = None
         forwards = {}
         local = []
         for slot in slots:
             rec = self.held_record(slot)
-            if rec[0] != 1:
+            if rec.kind != KIND_FORWARD:
                 local.append(slot)
                 continue
-            if last == NULL or memcmp(last, rec + 16, 32) != 0:
-                hop = PyBytes_FromStringAndSize(<const char *>rec + 16, 32)
+            if last == NULL or memcmp(last, rec.address, sizeof(rec.address)) != 0:
+                hop = PyBytes_FromStringAndSize(<const char *>rec.address, sizeof(rec.address))
                 group = forwards.get(hop)
                 if group is None:
                     group = forwards[hop] = []
-                last = rec + 16
+                last = rec.address
             group.append(slot)
         return forwards, local
 
     def frame_views(self, slots):
         """Memoryviews of the outgoing frames of held slots (each record's out_offset and
         out_len), made in C for one `writelines`; they keep the arena alive."""
-        cdef unsigned char *rec
+        cdef fog_outcome *rec
         cdef Py_ssize_t slot, offset, length
         views = []
         for obj in slots:
             rec = self.held_record(obj)
             slot = obj
-            offset = rec[8] | (rec[9] << 8) | (rec[10] << 16) | (<uint32_t>rec[11] << 24)
-            length = rec[4] | (rec[5] << 8)
-            if offset + length > SLOT_STRIDE:
+            offset = load_le32(rec.out_offset)
+            length = load_le16(rec.out_len)
+            if offset + length > BATCH_STRIDE:
                 raise ValueError(f"slot {slot}: outgoing frame outside the slot")
-            views.append(memoryview(_window(self, self._mem + slot * SLOT_STRIDE + offset,
+            views.append(memoryview(_window(self, self._mem + slot * BATCH_STRIDE + offset,
                                             length)))
         return views
 
     def outcome(self, int slot):
         """(kind, address, out_offset, out_len, surb_id) of a held slot's record."""
-        cdef unsigned char *rec
+        cdef const fog_outcome *rec
         if slot < 0 or slot >= self.nslots:
             raise IndexError("slot out of range")
-        rec = self._records + <Py_ssize_t>slot * RECORD_SIZE
-        offset = rec[8] | (rec[9] << 8) | (rec[10] << 16) | (<uint32_t>rec[11] << 24)
-        length = rec[4] | (rec[5] << 8)
-        return (rec[0], rec[16:48], offset, length, rec[48:64])
+        rec = &self._records[slot]
+        return (rec.kind, PyBytes_FromStringAndSize(<const char *>rec.address,
+                                                    sizeof(rec.address)),
+                load_le32(rec.out_offset), load_le16(rec.out_len),
+                PyBytes_FromStringAndSize(<const char *>rec.surb_id, sizeof(rec.surb_id)))
 
     # -- counters ------------------------------------------------------------------------
 
@@ -398,7 +423,7 @@ cdef class Arena:
 
     def outcomes(self):
         """{kind code: count} of accepted packets (1 forward, 2 deliver, 3 reply)."""
-        return {i: self._outcomes[i] for i in (1, 2, 3)}
+        return {i: self._outcomes[i] for i in range(KIND_FORWARD, KIND_REPLY + 1)}
 
     def delay_histogram(self):
         """(per-bucket counts, sum in µs) of the delays given to accepted packets; bucket
@@ -424,12 +449,12 @@ cdef class _BaseMixProtocol:
         cdef int fmt
         cdef Py_ssize_t size
         self._arena = arena
-        self._win = _window(arena, arena._spill, SLOT_STRIDE)
+        self._win = _window(arena, arena._spill, BATCH_STRIDE)
         memset(self._sizes, 0, sizeof(self._sizes))
         for fmt, size in dict(sizes).items():
             if not 1 <= fmt <= MAX_FORMAT:
                 raise ValueError(f"unknown format code {fmt}")
-            if not FRAME_HEADER < size <= SLOT_STRIDE:
+            if not FRAME_HEADER < size <= BATCH_STRIDE:
                 raise ValueError(f"frame size {size} does not fit a slot")
             self._sizes[fmt] = <uint16_t>(size - FRAME_HEADER)
         if rate < 0:
@@ -452,7 +477,7 @@ cdef class _BaseMixProtocol:
 
     def connection_lost(self, exc):
         if not self._lost and (self._pos > 0 or self._ncarry > 0):
-            self._arena.count_reject(R_TRUNCATED)
+            self._arena.count_reject(TRUNCATED)
         self._lost = True
         self._ncarry = 0
         if self._slot >= 0:
@@ -473,10 +498,10 @@ cdef class _BaseMixProtocol:
             # Nothing free: read into the spill area and drop the connection afterwards.
             self._spilling = True
             self._win._ptr = arena._spill
-            self._win._len = SLOT_STRIDE
+            self._win._len = BATCH_STRIDE
         else:
-            self._win._ptr = arena._mem + <Py_ssize_t>self._slot * SLOT_STRIDE + self._pos
-            self._win._len = SLOT_STRIDE - self._pos
+            self._win._ptr = arena._mem + <Py_ssize_t>self._slot * BATCH_STRIDE + self._pos
+            self._win._len = BATCH_STRIDE - self._pos
         return self._win
 
     def buffer_updated(self, Py_ssize_t nbytes):
@@ -489,7 +514,7 @@ cdef class _BaseMixProtocol:
             self._transport.pause_reading()
         if self._spilling:
             self._spilling = False
-            self._fail(R_ARENA_FULL)
+            self._fail(ARENA_FULL)
             return
         if self._pos == 0:
             self._frame_started = now
@@ -509,7 +534,7 @@ cdef class _BaseMixProtocol:
         self._pos = 0
         self._need = 0
         if self._ncarry:
-            memcpy(self._arena._mem + <Py_ssize_t>slot * SLOT_STRIDE, self._carry, self._ncarry)
+            memcpy(self._arena._mem + <Py_ssize_t>slot * BATCH_STRIDE, self._carry, self._ncarry)
             self._pos = self._ncarry
             self._ncarry = 0
             self._frame_started = _monotonic()
@@ -523,7 +548,7 @@ cdef class _BaseMixProtocol:
         cdef int done, nxt
         cdef double now
         while self._slot >= 0:
-            p = arena._mem + <Py_ssize_t>self._slot * SLOT_STRIDE
+            p = arena._mem + <Py_ssize_t>self._slot * BATCH_STRIDE
             if self._need == 0:
                 if self._pos < FRAME_HEADER:
                     return 0
@@ -531,16 +556,16 @@ cdef class _BaseMixProtocol:
                 fmt = p[1]
                 length = (<unsigned int>p[2] << 8) | p[3]
                 if version != FRAME_VERSION:
-                    return self._fail(R_BAD_VERSION)
+                    return self._fail(BAD_VERSION)
                 if fmt < 1 or fmt > MAX_FORMAT or self._sizes[fmt] == 0:
                     # Off the packet path: a control frame, or a refused format.
                     if fmt != CONTROL_FMT:
-                        return self._fail(R_BAD_FORMAT)
+                        return self._fail(BAD_FORMAT)
                     if length != CONTROL_LEN:
-                        return self._fail(R_WRONG_SIZE)
+                        return self._fail(WRONG_SIZE)
                     self._control = True
                 elif length != self._sizes[fmt]:
-                    return self._fail(R_WRONG_SIZE)
+                    return self._fail(WRONG_SIZE)
                 self._need = FRAME_HEADER + length
             if self._pos < self._need:
                 return 0
@@ -555,7 +580,7 @@ cdef class _BaseMixProtocol:
             if surplus:
                 nxt = arena.claim()
                 if nxt >= 0:
-                    memmove(arena._mem + <Py_ssize_t>nxt * SLOT_STRIDE, p + self._need, surplus)
+                    memmove(arena._mem + <Py_ssize_t>nxt * BATCH_STRIDE, p + self._need, surplus)
                     self._slot = nxt
                     self._pos = surplus
                 else:
@@ -667,7 +692,7 @@ cdef class _BaseMixProtocol:
         if self._lost or self._transport is None or self._paused:
             return 0
         if (self._pos > 0 or self._ncarry > 0) and now - self._frame_started > frame_timeout:
-            self._fail(R_SLOW)
+            self._fail(SLOW)
             return 1
         if (first_frame_timeout > 0 and self.frames_in == 0 and self.control_in == 0
                 and now - self._opened_at > first_frame_timeout):

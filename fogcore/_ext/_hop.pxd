@@ -60,9 +60,6 @@ cdef inline bint is_zero(const unsigned char *p, size_t n) noexcept nogil:
 cdef inline unsigned int load_be16(const unsigned char *p) noexcept nogil:
     return (<unsigned int>p[0] << 8) | p[1]
 
-# Zeroing the compiler may not drop (secret key material on the stack).
-cdef void wipe(void *p, size_t n) noexcept nogil
-
 # out[0:n] <- KDF(label, data, n) = ChaCha20(BLAKE2b(key=label, data, 32), n)
 cdef int hop_kdf(unsigned char *out, size_t n, const unsigned char *label, size_t label_len,
              const unsigned char *data, size_t data_len) noexcept nogil

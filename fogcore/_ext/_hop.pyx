@@ -12,27 +12,13 @@ from libc.string cimport memcpy, memmove, memset
 from operator import index as _index
 
 from fogcore._ext._sodium cimport SodiumAPI, fog_hash_state, sodium_api
+from fogcore._ext.includes.fog_wipe cimport fog_wipe
 
 cdef const SodiumAPI *S = sodium_api()
 
 # ChaCha20 with a zero nonce is safe here: every key below is fresh per packet and hop.
 cdef unsigned char ZERO_NONCE[12]
 memset(ZERO_NONCE, 0, 12)
-
-cdef extern from *:
-    """
-    /* Zeroing through a volatile pointer so the compiler cannot drop it. */
-    static void fog_hop_wipe(void *p, size_t n) {
-        volatile unsigned char *v = (volatile unsigned char *)p;
-        while (n--) *v++ = 0;
-    }
-    """
-    void fog_hop_wipe(void *p, size_t n) noexcept nogil
-
-
-cdef void wipe(void *p, size_t n) noexcept nogil:
-    fog_hop_wipe(p, n)
-
 
 cdef int hop_kdf(unsigned char *out, size_t n, const unsigned char *label, size_t label_len,
              const unsigned char *data, size_t data_len) noexcept nogil:
@@ -42,7 +28,7 @@ cdef int hop_kdf(unsigned char *out, size_t n, const unsigned char *label, size_
     # The key stream is ChaCha20 of zeros: xor it over a zeroed output, in place.
     memset(out, 0, n)
     S.crypto_stream_chacha20_ietf_xor_ic(out, out, n, ZERO_NONCE, 0, prk)
-    wipe(prk, 32)
+    fog_wipe(prk, 32)
     return 0
 
 
@@ -152,7 +138,7 @@ cdef void build_routing(unsigned char *beta, unsigned char *gamma, size_t slot, 
         memcpy(beta, relay, slot)
         xor_into(beta, rho + i * width, L)
         header_mac(gamma, keys + i * HOP_KEYS_SIZE + HK_MAC, beta, L)
-    wipe(rho, sizeof(rho))
+    fog_wipe(rho, sizeof(rho))
 
 
 # ---- Python wrappers with the reference's names (for tests and slow paths) ------------------

@@ -12,6 +12,7 @@ from libc.string cimport memcpy, memset
 
 from fogcore._ext cimport _hop
 from fogcore._ext._sodium cimport SodiumAPI, sodium_api
+from fogcore._ext.includes.fog_wipe cimport fog_wipe
 
 from fogcore._ext._sphinx import route_arrays
 
@@ -42,7 +43,7 @@ cdef int kem_node_keys(unsigned char *keys, const unsigned char *secret,
     if S.crypto_scalarmult(data + 64, secret, ct) != 0:
         return -1
     _hop.hop_kdf(keys, _hop.HOP_KEYS_SIZE, C_LABEL_HOP, LABEL_HOP_LEN, data, 96)
-    _hop.wipe(data, 96)
+    fog_wipe(data, 96)
     return 0
 
 
@@ -79,8 +80,8 @@ cdef int kem_build_header(unsigned char *header, unsigned char *keys, int n,
         memcpy(header, cts, 32)
         _hop.build_routing(header + 32, header + 32 + KEM_BETA_SIZE, KEM_SLOT_SIZE, n, keys,
                            final_slot, e + 32 * _hop.MAX_HOPS, relays)
-    _hop.wipe(e, sizeof(e))
-    _hop.wipe(data, sizeof(data))
+    fog_wipe(e, sizeof(e))
+    fog_wipe(data, sizeof(data))
     return rc
 
 

@@ -21,6 +21,7 @@ from libc.string cimport memcpy, memset
 
 from fogcore._ext cimport _hop
 from fogcore._ext._sodium cimport SodiumAPI, sodium_api
+from fogcore._ext.includes.fog_wipe cimport fog_wipe
 
 cdef const SodiumAPI *S = sodium_api()
 
@@ -60,7 +61,7 @@ cdef int sphinx_node_keys(unsigned char *keys, const unsigned char *secret,
     if S.crypto_scalarmult(data + 32, secret, alpha) != 0:
         return -1
     _hop.hop_kdf(keys, _hop.HOP_KEYS_SIZE, C_LABEL_HOP, LABEL_HOP_LEN, data, 64)
-    _hop.wipe(data, 64)
+    fog_wipe(data, 64)
     return 0
 
 
@@ -80,7 +81,7 @@ cdef void _clamped_mod_l(unsigned char *z, const unsigned char *k) noexcept nogi
     wide[31] &= 127
     wide[31] |= 64
     S.crypto_core_ed25519_scalar_reduce(z, wide)
-    _hop.wipe(wide, 64)
+    fog_wipe(wide, 64)
 
 
 cdef bint _x25519_scalar_from(unsigned char *k, const unsigned char *z,
@@ -104,8 +105,8 @@ cdef bint _x25519_scalar_from(unsigned char *k, const unsigned char *z,
         k[i] = <unsigned char>((m[i] << 3) | carry)
         carry = m[i] >> 5
     k[31] |= 0x40
-    _hop.wipe(m, 32)
-    _hop.wipe(t, 32)
+    fog_wipe(m, 32)
+    fog_wipe(t, 32)
     return True
 
 
@@ -131,10 +132,10 @@ cdef int _secrets_scalar(unsigned char *alphas, unsigned char *keys, int n,
                      LABEL_HOP_LEN, data, 64)
         _clamped_mod_l(b, keys + i * _hop.HOP_KEYS_SIZE + _hop.HK_BLIND)
         S.crypto_core_ed25519_scalar_mul(z, z, b)
-    _hop.wipe(z, 32)
-    _hop.wipe(b, 32)
-    _hop.wipe(k, 32)
-    _hop.wipe(data, 64)
+    fog_wipe(z, 32)
+    fog_wipe(b, 32)
+    fog_wipe(k, 32)
+    fog_wipe(data, 64)
     return rc
 
 
@@ -163,7 +164,7 @@ cdef int _secrets_sequential(unsigned char *alphas, unsigned char *keys, int n,
                                              alphas + 32 * i) != 0:
             rc = -1
             break
-    _hop.wipe(data, 64)
+    fog_wipe(data, 64)
     return rc
 
 
@@ -185,7 +186,7 @@ cdef int sphinx_build_header(unsigned char *header, unsigned char *keys, int n,
     if rc == 1:
         rc = _secrets_sequential(alphas, keys, n, pks, e)
     if rc != 0:
-        _hop.wipe(e, sizeof(e))
+        fog_wipe(e, sizeof(e))
         return -1
     memset(relays, 0, sizeof(relays))
     for i in range(n - 1):
@@ -194,7 +195,7 @@ cdef int sphinx_build_header(unsigned char *header, unsigned char *keys, int n,
     memcpy(header, alphas, 32)
     _hop.build_routing(header + 32, header + 32 + SPHINX_BETA_SIZE, SPHINX_SLOT_SIZE, n, keys,
                        final_slot, e + 32, relays)
-    _hop.wipe(e, sizeof(e))
+    fog_wipe(e, sizeof(e))
     return 0
 
 

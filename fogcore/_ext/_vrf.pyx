@@ -24,16 +24,7 @@ The Python functions return None where the RFC outputs "INVALID"; `fogcore.vrf` 
 from libc.string cimport memcmp, memcpy, memset
 
 from fogcore._ext._sodium cimport SodiumAPI, fog_hash_state, sodium_api
-
-cdef extern from *:
-    """
-    /* Zeroing through a volatile pointer so the compiler cannot drop it. */
-    static void fog_vrf_wipe(void *p, size_t n) {
-        volatile unsigned char *v = (volatile unsigned char *)p;
-        while (n--) *v++ = 0;
-    }
-    """
-    void fog_vrf_wipe(void *p, size_t n) noexcept nogil
+from fogcore._ext.includes.fog_wipe cimport fog_wipe
 
 cdef const SodiumAPI *S = sodium_api()
 
@@ -221,8 +212,8 @@ cdef void _expand_secret(unsigned char *x, unsigned char *prefix,
     wide[31] &= 127
     wide[31] |= 64
     S.crypto_core_ed25519_scalar_reduce(x, wide)
-    fog_vrf_wipe(digest, 64)
-    fog_vrf_wipe(wide, 64)
+    fog_wipe(digest, 64)
+    fog_wipe(wide, 64)
 
 
 cdef int vrf_public_key(unsigned char *pk, const unsigned char *sk) noexcept nogil:
@@ -230,8 +221,8 @@ cdef int vrf_public_key(unsigned char *pk, const unsigned char *sk) noexcept nog
     cdef unsigned char prefix[32]
     _expand_secret(x, prefix, sk)
     _mul_base(pk, x)
-    fog_vrf_wipe(x, 32)
-    fog_vrf_wipe(prefix, 32)
+    fog_wipe(x, 32)
+    fog_wipe(prefix, 32)
     return 0
 
 
@@ -270,12 +261,12 @@ cdef int vrf_prove(unsigned char *proof, const unsigned char *sk, const unsigned
         memcpy(&proof[32], c, 16)
         S.crypto_core_ed25519_scalar_add(&proof[48], k, cx)
         rc = 0
-    fog_vrf_wipe(x, 32)
-    fog_vrf_wipe(prefix, 32)
-    fog_vrf_wipe(k, 32)
-    fog_vrf_wipe(cx, 32)
-    fog_vrf_wipe(wide, 64)
-    fog_vrf_wipe(&st, sizeof(st))
+    fog_wipe(x, 32)
+    fog_wipe(prefix, 32)
+    fog_wipe(k, 32)
+    fog_wipe(cx, 32)
+    fog_wipe(wide, 64)
+    fog_wipe(&st, sizeof(st))
     return rc
 
 

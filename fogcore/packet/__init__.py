@@ -68,6 +68,9 @@ FRAME_SIZES = {
 
 _backend = compiled("_batch") or _ref
 IMPLEMENTATION = "py" if _backend is _ref else "c"
+if _backend is not _ref:
+    # The packet core imports nothing above it: it is given the result type here.
+    _backend.set_outcome_type(Outcome, Kind, Reason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 __all__ = [
     "OUTCOME_RECORD",
     "OUTCOME_RECORD_SIZE",
+    "RECORD_FIELDS",
+    "TAG_KNOWN_FROM",
     "Kind",
     "Outcome",
     "Reason",
@@ -73,11 +75,31 @@ class Outcome:
         return cls(Kind.REJECT, Reason(reason), fmt=fmt, tag=tag)
 
 
-# struct fog_outcome { u8 kind, reason, flags, format; u16 payload_len, reserved;
-#   u32 payload_offset, delay_us; u8 address[32], surb_id[16], tag[32]; } -- little-endian
-OUTCOME_RECORD = struct.Struct("<BBBBHHII32s16s32s")
+# The Python mirror of struct fog_outcome (fogcore/_ext/_outcome.pxd, where C defines it);
+# tests/test_packet_record.py checks the two against each other. Little-endian integers.
+_RECORD_FORMAT = (
+    ("kind", "B"), ("reason", "B"), ("flags", "B"), ("format", "B"), ("out_len", "H"),
+    ("reserved0", "H"), ("out_offset", "I"), ("delay_us", "I"), ("address", "32s"),
+    ("surb_id", "16s"), ("tag", "32s"),
+)
+OUTCOME_RECORD = struct.Struct("<" + "".join(code for _, code in _RECORD_FORMAT))
 OUTCOME_RECORD_SIZE = OUTCOME_RECORD.size
 assert OUTCOME_RECORD_SIZE == 96
+
+
+def _field_positions() -> dict[str, tuple[int, int]]:
+    positions, offset = {}, 0
+    for name, code in _RECORD_FORMAT:
+        size = struct.calcsize("<" + code)
+        positions[name] = (offset, size)
+        offset += size
+    return positions
+
+
+#: field name -> (offset, size) in the record, in record order
+RECORD_FIELDS = _field_positions()
+#: rejects with this reason or a later one carry the replay tag (the MAC verified)
+TAG_KNOWN_FROM = _TAG_KNOWN_FROM
 
 
 def pack_record(records, index: int, outcome: Outcome, offset: int, length: int,
