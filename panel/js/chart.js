@@ -3,7 +3,7 @@
 // a legend, and the same numbers as a table in a <details> fallback. Colours come from
 // the stylesheet (classes s0..s5), so the theme switches them.
 
-import { h, num, s } from "./dom.js";
+import { h, num, s, withCode } from "./dom.js";
 
 let counter = 0;
 const PALETTE = 6;
@@ -28,21 +28,17 @@ function frame(kind, title, desc) {
   return { id, titleId: `${id}-title`, descId: `${id}-desc` };
 }
 
-// `text` with `backticked` parts shown as code.
-function withCode(text) {
-  return text.split("`").map((part, i) => (i % 2 ? h("code", {}, part) : part));
-}
-
 function emptyFigure(title, message) {
   return h("figure", { class: "chart-figure" },
     h("figcaption", {}, h("h3", {}, title)),
     h("p", { class: "empty" }, withCode(message || "No data yet.")));
 }
 
-function legend(series) {
+function legend(series, dashed = []) {
   if (series.length < 2) return null;
   return h("ul", { class: "legend", "aria-hidden": "true" }, series.map((item, i) =>
-    h("li", {}, h("span", { class: `swatch s${i % PALETTE}` }), item.name)));
+    h("li", {}, h("span", { class: `swatch s${i % PALETTE}${dashed.includes(item.name)
+      ? " dashed" : ""}` }), item.name)));
 }
 
 function dataTable(caption, head, rows) {
@@ -61,7 +57,8 @@ function dataTable(caption, head, rows) {
  * yLabel, xFormat(x) -> text, yFormat(y) -> text, empty (text when there is no point),
  * zeroBased (y axis from 0; default true), xLog (logarithmic x axis, for sizes spanning
  * decades), width (of the drawing in SVG units: smaller for charts shown small, so that
- * their text stays readable; default 640).
+ * their text stays readable; default 640), dashed (names of series drawn dashed on top of
+ * the others, so that a series they cover still shows through).
  */
 export function lineChart(options) {
   const { title, series = [] } = options;
@@ -69,6 +66,7 @@ export function lineChart(options) {
   const yFormat = options.yFormat || ((y) => num(y, 1));
   const points = series.flatMap((item) => item.points);
   if (!points.length) return emptyFigure(title, options.empty);
+  const dashed = options.dashed || [];
   const ids = frame("line", title);
   const W = options.width || 640; const H = Math.round(W * 0.375);
   // The right margin leaves room for the last x label ("1,000"), centred on the edge.
@@ -92,7 +90,7 @@ export function lineChart(options) {
     : (single ? [points[0][0]] : niceTicks(xMin, xMax, 5).filter((x) => x >= xMin && x <= xMax));
 
   const svg = s("svg", {
-    class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img",
+    class: `chart w${W}`, viewBox: `0 0 ${W} ${H}`, role: "img",
     "aria-labelledby": `${ids.titleId} ${ids.descId}`,
   },
   s("title", { id: ids.titleId }, title),
@@ -109,12 +107,14 @@ export function lineChart(options) {
   options.xLabel ? s("text", { x: (M.left + W - M.right) / 2, y: H - 6, "text-anchor": "middle" },
     options.xLabel) : null,
   options.yLabel ? s("text", { x: 4, y: 12 }, options.yLabel) : null,
-  series.map((item, i) => {
+  // Dashed series last: drawn over the solid ones, which show through their gaps.
+  [...series.entries()].sort(([, a], [, b]) => dashed.includes(a.name) - dashed.includes(b.name))
+    .map(([i, item]) => {
     const sorted = [...item.points].sort((a, b) => a[0] - b[0]);
     const d = sorted.map((p, j) => `${j ? "L" : "M"}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`)
       .join("");
     return [
-      s("path", { class: `line s${i % PALETTE}`, d }),
+      s("path", { class: `line s${i % PALETTE}${dashed.includes(item.name) ? " dashed" : ""}`, d }),
       sorted.length <= 24 ? sorted.map((p) => s("circle", {
         class: `s${i % PALETTE}`, cx: px(p[0]), cy: py(p[1]), r: 3,
       }, s("title", {}, `${item.name}: ${yFormat(p[1])} at ${xFormat(p[0])}`))) : null,
@@ -129,16 +129,21 @@ export function lineChart(options) {
   })]);
   return h("figure", { class: "chart-figure", id: ids.id },
     h("figcaption", {}, h("h3", {}, title)),
-    svg, legend(series),
+    svg, legend(series, dashed),
     dataTable(title, [options.xLabel || "x", ...series.map((item) => item.name)], rows));
 }
 
 /**
  * A horizontal grouped bar chart. options: title, desc, categories [names], series
- * [{name, values: [number | null per category]}], valueLabel, format(v) -> text, empty.
+ * [{name, values: [number | null per category]}], valueLabel, format(v) -> text, empty,
+ * log (logarithmic value axis, for measures spanning decades), tickFormat(v) -> text (axis
+ * labels; default format).
  */
 export function barChart(options) {
-  const { title, categories = [], series = [] } = options;
+  const { title, categories = [] } = options;
+  // A series with no value at all would stand in the legend with no bar.
+  const series = (options.series || []).filter((item) =>
+    item.values.some((v) => v !== null && v !== undefined));
   const format = options.format || ((v) => num(v, 1));
   const values = series.flatMap((item) => item.values).filter((v) => v !== null && v !== undefined);
   if (!categories.length || !values.length) return emptyFigure(title, options.empty);
@@ -148,13 +153,27 @@ export function barChart(options) {
   const bar = 16; const gap = 10;
   const band = bar * series.length + gap;
   const H = M.top + M.bottom + band * categories.length;
-  const ticks = niceTicks(0, Math.max(...values), 4);
-  const vMax = ticks[ticks.length - 1] || 1;
-  const px = (v) => M.left + (v / vMax) * (W - M.left - M.right);
-  const label = (text) => (text.length > 28 ? `${text.slice(0, 27)}…` : text);
+  // A log scale keeps measures of very different rates readable side by side (a linear
+  // one flattens everything under the fastest).
+  const log = Boolean(options.log) && values.every((v) => v > 0);
+  let ticks; let px;
+  if (log) {
+    const lo = Math.floor(Math.log10(Math.min(...values)));
+    const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...values))));
+    ticks = Array.from({ length: hi - lo + 1 }, (_, i) => 10 ** (lo + i));
+    px = (v) => M.left + ((Math.log10(v) - lo) / (hi - lo)) * (W - M.left - M.right);
+  } else {
+    ticks = niceTicks(0, Math.max(...values), 4);
+    const vMax = ticks[ticks.length - 1] || 1;
+    px = (v) => M.left + (v / vMax) * (W - M.left - M.right);
+  }
+  const axisFormat = options.tickFormat || format;
+  // On a phone the labels are drawn larger (panel.css), so fewer characters fit.
+  const room = window.matchMedia("(max-width: 40rem)").matches ? 15 : 28;
+  const label = (text) => (text.length > room ? `${text.slice(0, room - 1)}…` : text);
 
   const svg = s("svg", {
-    class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img",
+    class: `chart w${W}`, viewBox: `0 0 ${W} ${H}`, role: "img",
     "aria-labelledby": `${ids.titleId} ${ids.descId}`,
   },
   s("title", { id: ids.titleId }, title),
@@ -162,7 +181,7 @@ export function barChart(options) {
     `${options.valueLabel || "value"} for ${categories.join(", ")}`),
   ticks.map((v) => [
     s("line", { class: "gridline", x1: px(v), x2: px(v), y1: M.top, y2: H - M.bottom }),
-    s("text", { x: px(v), y: H - M.bottom + 15, "text-anchor": "middle" }, format(v)),
+    s("text", { x: px(v), y: H - M.bottom + 15, "text-anchor": "middle" }, axisFormat(v)),
   ]),
   options.valueLabel ? s("text", { x: (M.left + W - M.right) / 2, y: H - 4,
     "text-anchor": "middle" }, options.valueLabel) : null,

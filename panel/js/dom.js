@@ -39,6 +39,11 @@ export function num(value, digits = 1) {
   return Number(value).toLocaleString("en", { maximumFractionDigits: digits });
 }
 
+/** `text` with its `backticked` parts as <code> elements (an array for h()). */
+export function withCode(text) {
+  return String(text).split("`").map((part, i) => (i % 2 ? h("code", {}, part) : part));
+}
+
 /** A time (seconds since the epoch) as local date and time. */
 export function when(seconds) {
   if (!seconds) return "–";

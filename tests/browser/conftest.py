@@ -56,6 +56,8 @@ class Server:
     url: str
     process: subprocess.Popen
     log: Path
+    #: the server's database URL (tests may seed it), when the test made the database
+    database: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +102,7 @@ def server(tmp_path_factory) -> Server:
             pytest.fail(f"fogcore serve did not start:\n{log.read_text()[-4000:]}",
                         pytrace=False)
         time.sleep(0.1)
-    yield Server(url, process, log)
+    yield Server(url, process, log, database)
     process.terminate()
     try:
         process.wait(timeout=10)

@@ -2,7 +2,10 @@
 dashboard, wrong password, the Betanet page, a quick benchmark with its progress bar and
 chart, keyboard and theme basics; no console errors; a screenshot of every page."""
 
+import asyncio
+import concurrent.futures
 import re
+import time
 
 import pytest
 
@@ -179,7 +182,8 @@ def test_core_benchmark_comparison_charts(browser):
     assert hop[0] == shown(results["sphinx.process"]["ops_per_s"])
     assert hop[1] == shown(results["sphinx.process.ref"]["ops_per_s"])
     peer = results.get("sphinxmix.process")
-    assert hop[2] == (shown(peer["ops_per_s"]) if peer else "–")
+    # A peer that was not measured has no series at all (no legend entry without bars).
+    assert hop[2:] == ([shown(peer["ops_per_s"])] if peer else [])
     workers = table_of("Throughput vs workers")
     if "sphinx.batch.threads1" in results:  # compiled build: the batch entry has threads
         assert set(workers) == {"1", "2"}
@@ -188,4 +192,130 @@ def test_core_benchmark_comparison_charts(browser):
     empty = page.locator(f"{compare} figure p.empty").all_inner_texts()
     assert any("node" in text for text in empty)
     browser.screenshot("benchmarks-core")
+    assert browser.unexpected_errors(NO_TESTNET) == []
+
+
+def test_axe_on_every_page(browser):
+    """axe-core finds no violation on any page of a server without a testnet: the login
+    form, the dashboard, the Betanet page's empty state, the benchmarks and a page that
+    does not exist, in both themes."""
+    page = browser.page
+    browser.goto("/login")
+    found = {"login": browser.axe("login")}
+    browser.login()
+    for path in ("/dashboard", "/betanet", "/benchmarks"):
+        browser.goto(path)
+        page.wait_for_selector("main h1")
+        found[path] = browser.axe(path)
+    _navigate_in_panel(page, "/betanet/nothing/here")
+    browser.wait_ready("/betanet/nothing/here")
+    found["not found"] = browser.axe("not found")
+    page.click("#theme-toggle")
+    browser.goto("/dashboard")
+    page.wait_for_selector("#stat-health.status-ok")
+    found["/dashboard (other theme)"] = browser.axe("/dashboard (other theme)")
+    assert {name: v for name, v in found.items() if v} == {}
+    # The check itself works: an input without a label is found.
+    page.evaluate("document.querySelector('main').append(document.createElement('input'))")
+    assert any(v.startswith("label ") for v in browser.axe("planted violation"))
+
+
+def _navigate_in_panel(page, path: str) -> None:
+    """Go to `path` the way the panel's own links do (History API, no page load)."""
+    page.evaluate("(path) => { history.pushState(null, '', path);"
+                  " dispatchEvent(new PopStateEvent('popstate')); }", path)
+
+
+def test_unknown_page_paths_say_not_found(browser):
+    """A path below a page that the page does not show is a 404 from the API (loaded
+    directly) and "Page not found" in the panel (reached from within), not the page."""
+    page = browser.page
+    browser.login()
+    response = page.request.get(browser.base + "/betanet/nothing/here")
+    assert response.status == 404
+    assert page.request.get(browser.base + "/betanet/nodes/" + "ab" * 32).status == 200
+    assert page.request.get(browser.base + "/benchmarks/runs/r1").status == 200
+    for path in ("/betanet/nothing/here", "/benchmarks/runs/x/y", "/dashboard/more"):
+        _navigate_in_panel(page, path)
+        browser.wait_ready(path)
+        assert page.inner_text("main h1") == "Page not found", path
+        assert page.title() == "Not found · fogcore"
+    assert browser.unexpected_errors(NO_TESTNET) == []
+
+
+def _seed_runs(database: str) -> dict[str, str]:
+    """Two finished api runs written straight into the server's store: one failed with a
+    Python traceback, one done whose paced case fell far short of its 2,000 requests/s
+    and whose process ran longer than its measurements."""
+    from fogcore.store import open_store
+
+    traceback = "\n".join([
+        "Traceback (most recent call last):",
+        '  File "/usr/lib/python3/dist-packages/fogcore/bench/api.py", line 84, in _seconds',
+        "    return float(os.environ['FOG_BENCH_API_SECONDS'] + 'x' * 200)",
+        "ValueError: could not convert string to float: '" + "x" * 300 + "'",
+    ])
+
+    async def seed():
+        store = await open_store(database)
+        try:
+            failed = await store.bench.create("api", {"quick": True})
+            await store.bench.start(failed.id)
+            await store.bench.finish(failed.id, "failed", error="ValueError: could not "
+                                     "convert string to float (exit status 1)\n\n" + traceback)
+            done = await store.bench.create("api", {"quick": True})
+            start = time.time() - 10
+            await store.bench.start(done.id, now=start)
+            result = {"suite": "api", "machine": {}, "started": start + 1.0,
+                      "finished": start + 3.1, "results": {
+                          "sqlite/stats": {"ops_per_s": 5200.0, "p50_ms": 1.2, "p99_ms": 4.0},
+                          "sqlite/stats@2000rps": {"target_rps": 2000, "achieved_rps": 846.0,
+                                                   "p50_ms": 3.0, "p99_ms": 40.0},
+                          "replay.check": {"ops_per_s": 2_500_000.0}}}
+            await store.bench.finish(done.id, "done", result=result, now=start + 3.8)
+            return {"failed": failed.id, "done": done.id}
+        finally:
+            await store.close()
+
+    # Playwright's synchronous API keeps an event loop running in this thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, seed()).result(timeout=60)
+
+
+def test_benchmark_pages_say_things_in_words(browser, server):
+    """A failed run says which exception ended it in one line (its output folded away,
+    nothing wider than a phone), a run's page says whether it failed or was stopped, a
+    paced case short of its target is pointed out, the throughput chart is on a log scale,
+    "took" is the run's own time in the table and the result, and no backtick shows."""
+    runs = _seed_runs(server.database)
+    page = browser.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    browser.login()
+    browser.goto(f"/benchmarks/runs/{runs['failed']}", name="/benchmarks/runs/{failed}")
+    failure = page.wait_for_selector("#bench-result #bench-failure")
+    first = failure.query_selector("p").inner_text()
+    assert first.startswith("The run failed: ValueError: could not convert string to float")
+    assert failure.query_selector("details:not([open]) pre.output")
+    assert "Traceback" not in failure.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert "Traceback" not in page.inner_text("section[aria-labelledby=runs-title]")
+    assert "`" not in page.inner_text("main")
+    assert browser.axe("/benchmarks/runs/{failed}") == []
+    browser.screenshot("benchmarks-failed-run-narrow")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    browser.goto(f"/benchmarks/runs/{runs['done']}", name="/benchmarks/runs/{done}")
+    page.wait_for_selector("#result-took")
+    assert "took 3.8 s" in page.inner_text("#result-took")
+    row = page.locator(f"tr:has(a[href='/benchmarks/runs/{runs['done']}'])")
+    assert "3.8 s" in row.inner_text()
+    short = page.inner_text(".shortfall")
+    assert "sqlite/stats@2000rps asked for 2,000 requests/s and reached 846" in short
+    chart = page.locator("#bench-result figure", has=page.locator("h3:text-is('api: throughput per measure')"))
+    assert "log scale" in chart.inner_text()
+    # On the log scale the slowest bar is still a bar, not a sliver under the fastest.
+    widths = chart.locator("svg rect").evaluate_all("(r) => r.map((e) => e.getBBox().width)")
+    assert min(widths) > max(widths) / 20  # linear: 846 / 2,500,000 of the widest
+    assert "`" not in page.inner_text("main")
+    assert browser.axe("/benchmarks/runs/{done}") == []
+    browser.screenshot("benchmarks-shortfall")
     assert browser.unexpected_errors(NO_TESTNET) == []

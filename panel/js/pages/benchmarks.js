@@ -4,7 +4,7 @@
 
 import { api, hasRole } from "../api.js";
 import { barChart, lineChart } from "../chart.js";
-import { announce, duration, errorBox, h, num, table, when } from "../dom.js";
+import { announce, duration, errorBox, h, num, table, when, withCode } from "../dom.js";
 
 export const title = "Benchmarks";
 
@@ -30,6 +30,37 @@ function throughput(figures) {
   return null;
 }
 
+/** Compact numbers for a log axis: 100, 10k, 1M. */
+function compact(v) {
+  return Number(v).toLocaleString("en", { notation: "compact" });
+}
+
+// A paced case (api suite: `target_rps`, `achieved_rps`) that fell short of its target by
+// more than this fraction is pointed out: the machine could not offer or serve that rate.
+const SHORT_OF_TARGET = 0.9;
+
+/** Sentences about paced cases that reached less than the rate they asked for. */
+function shortfalls(doc) {
+  return Object.entries(doc.results || {})
+    .filter(([, f]) => typeof f.target_rps === "number" && typeof f.achieved_rps === "number" &&
+      f.achieved_rps < f.target_rps * SHORT_OF_TARGET)
+    .map(([name, f]) => `${name} asked for ${num(f.target_rps, 0)} requests/s and reached ` +
+      `${num(f.achieved_rps, 0)}: this machine could not keep that pace during the run (busy ` +
+      "with other work, or too small), so the case measured less than its target.");
+}
+
+/** The failure of a run in words: the first line of its error; the rest (the end of its
+ * output) in a disclosure. */
+export function failureBox(run) {
+  const [first, ...more] = String(run.error || "").split("\n");
+  const rest = more.join("\n").trim();
+  const said = run.status === "stopped" ? "was stopped" : run.status;
+  return h("div", { class: "alert", role: "alert", id: "bench-failure" },
+    h("p", {}, `The run ${said}${first ? `: ${first}` : "."}`),
+    rest ? h("details", { class: "data" }, h("summary", {}, "Last lines of its output"),
+      h("pre", { class: "output" }, rest)) : "");
+}
+
 /** Charts of one run's own results: throughput of every measure, and latencies. */
 export function runCharts(doc) {
   const entries = Object.entries(doc.results || {});
@@ -43,12 +74,16 @@ export function runCharts(doc) {
     h("div", {}, ceiling ? h("p", { class: "muted", id: "loadgen-ceiling" },
       `The load generator alone offers ${num(throughput(ceiling), 0)} packets/s; ` +
       "every node figure below is well under it, so the node is what is measured.") : null,
+    shortfalls(doc).map((text) => h("p", { class: "notice warn shortfall" }, text)),
     barChart({
-      title: `${suite}: throughput per measure`, valueLabel: "operations per second",
-      desc: `Operations per second of each measure of the ${suite} run`,
+      title: `${suite}: throughput per measure`,
+      valueLabel: "operations per second (log scale)",
+      desc: `Operations per second of each measure of the ${suite} run, on a logarithmic ` +
+        "scale so that slow and fast measures both show",
       categories: rated.map(([name]) => name),
       series: [{ name: "ops/s", values: rated.map(([, f]) => throughput(f)) }],
-      format: (v) => num(v, 0), empty: "This run has no throughput figures.",
+      format: (v) => num(v, 0), tickFormat: compact, log: true,
+      empty: "This run has no throughput figures.",
     })),
     timed.length ? h("div", {}, barChart({
       title: `${suite}: latency per measure`, valueLabel: "milliseconds",
@@ -183,36 +218,30 @@ function comparisonCharts(core, node) {
     h("div", {}, delay), h("div", {}, peers));
 }
 
+// Each suite's headline measure and its unit: one chart per suite, so that core
+// operations, API requests and node packets never share an axis.
 const HEADLINES = {
-  core: ["sphinx.process", "one sphinx hop"],
-  node: ["e2e.kem.workers1", "kem through a node"],
-  api: ["sqlite/stats", "dashboard reads (SQLite)"],
+  core: ["sphinx.process", "one sphinx hop", "operations/s"],
+  api: ["sqlite/stats", "dashboard reads (SQLite)", "requests/s"],
+  node: ["e2e.kem.workers1", "kem through a node", "packets/s"],
 };
 
-function historyChart(docs) {
-  const bySuite = new Map();
-  for (const doc of docs) {
-    const [name, label] = HEADLINES[doc.suite] || [];
-    let value = name ? figure(doc, name) : null;
-    let seriesName = label ? `${doc.suite}: ${label}` : doc.suite;
-    if (value === null) {
-      const best = Object.values(doc.results || {}).map(throughput).filter((v) => v !== null);
-      if (!best.length) continue;
-      value = Math.max(...best);
-      seriesName = `${doc.suite}: best measure`;
-    }
-    if (!bySuite.has(seriesName)) bySuite.set(seriesName, []);
-    bySuite.get(seriesName).push([doc.finished || doc.started, value]);
-  }
-  return lineChart({
-    title: "Past runs: headline throughput",
-    desc: "The headline operations per second of each finished run, by when it finished",
-    series: [...bySuite].map(([name, points]) => ({ name, points })),
-    xLabel: "finished", xFormat: (x) => new Date(x * 1000).toLocaleString("en-GB",
-      { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }),
-    yLabel: "ops/s", zeroBased: true,
-    empty: "No finished runs yet. Start one above.",
-  });
+function historyCharts(docs) {
+  const charts = Object.entries(HEADLINES).map(([suite, [name, label, unit]]) => {
+    const points = docs.filter((doc) => doc.suite === suite)
+      .map((doc) => [doc.finished || doc.started, figure(doc, name)])
+      .filter(([, value]) => value !== null);
+    return points.length ? h("div", {}, lineChart({
+      title: `Past ${suite} runs: ${label}`,
+      desc: `${unit} of ${name} in each finished ${suite} run, by when it finished`,
+      series: [{ name: label, points }],
+      xLabel: "finished", xFormat: (x) => new Date(x * 1000).toLocaleString("en-GB",
+        { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }),
+      yLabel: unit, yFormat: (y) => num(y, 0), zeroBased: true, width: 520,
+    })) : null;
+  }).filter(Boolean);
+  return charts.length ? h("div", { class: "grid wide", id: "history-charts" }, charts)
+    : h("p", { class: "empty" }, "No finished runs yet: their headline figures over time appear here.");
 }
 
 export function render(main, { rest }) {
@@ -301,7 +330,7 @@ export function render(main, { rest }) {
             announce(`The ${now.suite} benchmark finished.`);
             await showResult(now);
           } else {
-            live.append(errorBox(`The run ${now.status}${now.error ? `: ${now.error}` : "."}`));
+            live.append(failureBox(now));
           }
           await loadComparisons(await loadRuns());
         }
@@ -309,6 +338,12 @@ export function render(main, { rest }) {
         errors.replaceChildren(errorBox(`Run progress: ${failure.message}`));
       }
     }, POLL_MS);
+  }
+
+  // The run's own times, as in the table of runs (the result document's cover the
+  // measurements only, without the process start).
+  function tookText(run) {
+    return run.finished_at && run.started_at ? duration(run.finished_at - run.started_at) : "–";
   }
 
   async function showResult(run) {
@@ -320,8 +355,8 @@ export function render(main, { rest }) {
       const machine = doc.machine || {};
       resultCard.replaceChildren(
         h("h2", { id: "result-title" }, `Results of run ${run.id.slice(0, 8)} (${run.suite})`),
-        h("p", { class: "muted" }, `Finished ${when(doc.finished)}, took ${duration(doc.finished - doc.started)}` +
-          (machine.cpu_model ? ` on ${machine.cpu_model}` : "") + "."),
+        h("p", { class: "muted", id: "result-took" }, `Finished ${when(run.finished_at || doc.finished)}, ` +
+          `took ${tookText(run)}` + (machine.cpu_model ? ` on ${machine.cpu_model}` : "") + "."),
         runCharts(doc));
     } catch (failure) {
       resultCard.replaceChildren(h("h2", { id: "result-title" }, "Results"), errorBox(failure));
@@ -346,14 +381,16 @@ export function render(main, { rest }) {
         : (["failed", "stopped"].includes(r.status) ? "status-bad" : "status-warn") }, r.status) },
       { label: "Quick", value: (r) => (r.params && r.params.quick ? "yes" : "no") },
       { label: "Started", value: (r) => when(r.started_at || r.created_at) },
-      { label: "Took", value: (r) => (r.finished_at && r.started_at ? duration(r.finished_at - r.started_at) : "–"), num: true },
-      { label: "Note", value: (r) => r.error || r.step || "" },
+      { label: "Took", value: (r) => tookText(r), num: true },
+      { label: "Note", value: (r) => h("span", { class: "note" },
+        (r.error || r.step || "").split("\n")[0]) },
     ];
     runsCard.replaceChildren(h("h2", { id: "runs-title" }, "Past runs"),
       runs.length ? table("Benchmark runs, newest first", columns, runs,
         { rowClass: (r) => (r.id === chosen ? "selected" : null) })
-        : h("p", { class: "empty" }, admin ? "No runs yet: start one above (a quick `api` run takes about half a minute)."
-          : "No runs yet: an admin can start one here, or run `fogcore bench SUITE` on the server."));
+        : h("p", { class: "empty" }, withCode(admin
+          ? "No runs yet: start one above (a quick `api` run takes about half a minute)."
+          : "No runs yet: an admin can start one here, or run `fogcore bench SUITE` on the server.")));
     return runs;
   }
 
@@ -369,10 +406,16 @@ export function render(main, { rest }) {
       ]);
       if (stopped) return;
       compareCard.replaceChildren(h("h2", { id: "compare-title" }, "Comparisons"),
-        comparisonCharts(core, node), historyChart(history));
+        comparisonCharts(core, node), h("h3", {}, "Past runs over time"), historyCharts(history));
     } catch (failure) {
       compareCard.replaceChildren(h("h2", { id: "compare-title" }, "Comparisons"), errorBox(failure));
     }
+  }
+
+  function runWithoutResult(run) {
+    if (run.status === "failed" || run.status === "stopped") return failureBox(run);
+    return h("p", { class: "empty", id: "run-pending" }, `This run is ${run.status}: its ` +
+      "charts appear here when it is done.");
   }
 
   async function start() {
@@ -381,8 +424,9 @@ export function render(main, { rest }) {
     if (active) watch(active);
     const shown = chosen ? runs.find((r) => r.id === chosen) : runs.find((r) => r.status === "done" && r.has_result);
     if (shown && shown.has_result) await showResult(shown);
-    else if (chosen) resultCard.replaceChildren(h("h2", { id: "result-title" }, "Results"),
-      h("p", { class: "empty" }, "This run has no result (it is still running, failed or was stopped)."));
+    else if (chosen) resultCard.replaceChildren(h("h2", { id: "result-title" }, "Results"), shown
+      ? runWithoutResult(shown)
+      : h("p", { class: "empty", id: "run-missing" }, `No run ${chosen} in the last 50 runs.`));
     else resultCard.replaceChildren(h("h2", { id: "result-title" }, "Results"),
       h("p", { class: "empty" }, "No finished run yet: its charts appear here."));
     await loadComparisons(runs);
