@@ -12,14 +12,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Lifespan
 
 import fogcore
 from fogcore.store import Store, default_data_dir, open_store
@@ -78,11 +79,23 @@ async def _start_prober(settings: Settings, ctx: ApiContext):
 
 
 class ApiApp(Starlette):
-    """Starlette with only our middleware around the router. Starlette would add
-    `ServerErrorMiddleware` outermost and `ExceptionMiddleware` innermost; ours do both
-    jobs (`RequestMiddleware` answers the last-resort 500, `ExceptionMapping` the
-    registered exception handlers) without wrapping `send` and building a `Request` on
-    every request, which cost more than the rest of the stack together."""
+    """Starlette with the path-indexed router (routing.py) and only our middleware around
+    it. Starlette would add `ServerErrorMiddleware` outermost and `ExceptionMiddleware`
+    innermost; ours do both jobs (`RequestMiddleware` answers the last-resort 500,
+    `ExceptionMapping` the registered exception handlers) without wrapping `send` and
+    building a `Request` on every request, which cost more than the rest of the stack
+    together."""
+
+    def __init__(
+        self,
+        routes: Sequence[BaseRoute],
+        middleware: Sequence[Middleware],
+        lifespan: Lifespan[Starlette],
+    ) -> None:
+        super().__init__(routes=routes, middleware=middleware, lifespan=lifespan)
+        # Starlette's constructor builds a plain `Router`; replacing it here, before the
+        # app can serve, means no app of this class ever runs without the index.
+        self.router = IndexedRouter(routes=routes, lifespan=lifespan)
 
     def build_middleware_stack(self) -> ASGIApp:
         app: ASGIApp = self.router
@@ -168,13 +181,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         Middleware(ExceptionMapping, handlers=EXCEPTION_HANDLERS),
     ]
-    app = ApiApp(
-        routes=routes,
-        middleware=middleware,
-        lifespan=lifespan,
-    )
-    # Same routes and lifespan, matched through the path index (see routing.py).
-    app.router = IndexedRouter(routes=routes, lifespan=lifespan)
+    app = ApiApp(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.fog = ctx
     document = build_openapi(
         routes, title="fogcore API", version=fogcore.__version__, description=DESCRIPTION

@@ -19,7 +19,9 @@ from .logs import AccessLog
 from .metrics import ApiMetrics
 from .settings import Settings
 
-__all__ = ["ApiContext", "context", "principal_of", "require_role", "audit"]
+__all__ = [
+    "ApiContext", "context", "principal_of", "require_role", "current_principal", "audit",
+]
 
 
 class ApiContext:
@@ -85,6 +87,15 @@ async def principal_of(request: Request) -> Principal | None:
 async def require_role(request: Request, role: str) -> Principal:
     """The principal if it has `role` or stronger; else 401/403."""
     return require(await principal_of(request), role)
+
+
+def current_principal(request: Request) -> Principal:
+    """The principal that the route's `@operation(role=...)` admitted. Only for routes that
+    declare a role: elsewhere there may be none, and asking is a bug."""
+    principal = request.scope.get("fog.principal")
+    if principal is None:
+        raise RuntimeError("current_principal() on a route that declares no role")
+    return principal
 
 
 async def audit(

@@ -4,22 +4,31 @@ Each endpoint carries an `Operation` (set with the `@operation(...)` decorator) 
 request body, query and response Structs and the role it needs; the JSON Schemas come from
 msgspec, the same types that validate the input. A route without an `Operation` is not
 part of the public API and is left out.
+
+The role is declared once: `@operation(role=...)` both enforces it (before the endpoint
+runs) and puts it in the document, so the two cannot disagree.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from starlette.convertors import IntegerConvertor
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from .auth import ROLE_RANK
+from .context import require_role
 from .models import ErrorResponse, schema_of
 
-__all__ = ["Operation", "operation", "build_openapi"]
+__all__ = ["Operation", "operation", "operation_of", "build_openapi"]
 
 
 @dataclass(frozen=True)
@@ -45,15 +54,45 @@ class Operation:
     #: Other statuses answered with a body of their own type (not the error shape).
     other_responses: dict[int, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.role is not None and self.role not in ROLE_RANK:
+            raise ValueError(f"unknown role {self.role!r}; roles: {', '.join(ROLE_RANK)}")
 
-def operation(**kwargs: Any) -> Callable[[Callable], Callable]:
-    """Attach an `Operation` to an endpoint function."""
 
-    def decorate(endpoint: Callable) -> Callable:
-        endpoint.__fog_operation__ = Operation(**kwargs)  # type: ignore[attr-defined]
-        return endpoint
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def operation(**kwargs: Any) -> Callable[[Endpoint], Endpoint]:
+    """Declare an async endpoint: `Operation(**kwargs)` is its OpenAPI entry and, when it
+    names a `role`, the endpoint is wrapped so that a request without that role or a
+    stronger one is refused (401 without credentials, 403 with weaker ones) before the
+    endpoint runs. The endpoint reads the admitted principal with
+    `context.current_principal(request)`."""
+    op = Operation(**kwargs)
+
+    def decorate(endpoint: Endpoint) -> Endpoint:
+        # A sync endpoint would run in a thread and miss the fast path (routing.py).
+        if not inspect.iscoroutinefunction(endpoint):
+            raise TypeError(f"{endpoint.__qualname__}: an operation must be an async function")
+        role = op.role
+        if role is None:
+            guarded = endpoint
+        else:
+
+            @functools.wraps(endpoint)
+            async def guarded(request: Request) -> Response:
+                await require_role(request, role)
+                return await endpoint(request)
+
+        guarded.__fog_operation__ = op  # type: ignore[attr-defined]
+        return guarded
 
     return decorate
+
+
+def operation_of(endpoint: Any) -> Operation | None:
+    """The `Operation` declared on an endpoint, or None for a route outside the API."""
+    return getattr(endpoint, "__fog_operation__", None)
 
 
 # "{epoch:int}" in a Starlette path is "{epoch}" in OpenAPI.
@@ -77,7 +116,7 @@ def _operations(routes: Iterable[BaseRoute]):
     for route in routes:
         if not isinstance(route, Route):
             continue
-        op = getattr(route.endpoint, "__fog_operation__", None)
+        op = operation_of(route.endpoint)
         if op is None:
             continue
         for method in sorted(route.methods or ()):
@@ -183,6 +222,7 @@ def build_openapi(
         if op.role is not None:
             entry["security"] = [{"bearer": []}]
             entry["description"] = f"Needs the `{op.role}` role or a stronger one."
+            entry["x-fog-role"] = op.role
         paths.setdefault(_CONVERTOR.sub(r"{\1}", route.path), {})[method] = entry
 
     return {
