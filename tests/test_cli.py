@@ -157,3 +157,42 @@ def test_check_writable(tmp_path):
     assert not list(tmp_path.iterdir())  # the probe leaves nothing behind
     with pytest.raises(CommandError, match="cannot write the output .*missing"):
         check_writable(str(tmp_path / "missing" / "out.json"))
+
+
+# -- fogcore bench: a table, the JSON on request, what it needs checked first ------------
+
+
+def test_bench_prints_a_table_and_writes_json(tmp_path):
+    result = tmp_path / "core.json"
+    proc = run_cli("bench", "core", "--quick", "--json", str(result))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["result", "ops_per_s", "median_us"]
+    assert any(line.startswith("sphinx.process ") for line in lines)
+    assert lines[-1] == f"result document: {result}"
+    document = json.loads(result.read_text())
+    assert document["suite"] == "core" and "sphinx.process" in document["results"]
+
+
+def test_bench_checks_what_it_needs_before_it_starts(tmp_path):
+    proc = run_cli("bench", "core", "--quick", "--json", str(tmp_path / "no" / "out.json"))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (f"fogcore bench: cannot write the result file "
+                                   f"{tmp_path / 'no' / 'out.json'}: No such file or directory")
+    # Without wrk on PATH the api suite refuses at once (no progress line was printed).
+    proc = run_cli("bench", "api", "--quick",
+                   env_extra={"PATH": os.path.dirname(sys.executable)})
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "fogcore bench: the api suite needs `wrk` on PATH (Debian package `wrk`)"]
+
+
+def test_bench_table_format():
+    from fogcore.bench.commands import format_table
+
+    table = format_table({"a.long.name": {"ops_per_s": 12.5, "p99_ms": 3},
+                          "b": {"ops_per_s": 1000.0}, "settings": {"seconds": 2}})
+    assert table.splitlines() == ["result       ops_per_s  p99_ms",
+                                  "a.long.name       12.5       3",
+                                  "b                 1000"]
+    assert format_table({"big": {"ops_per_s": 1508707.5}}).splitlines()[1] == "big       1508708"

@@ -102,6 +102,8 @@ class TestnetOptions:
     #: per node index: (command prefix, listen host) — e.g. a network namespace
     placement: Callable[[int], tuple[Sequence[str], str]] | None = None
     start_timeout_s: float = 30.0
+    #: called with one short line per start-up step (`fogcore up` prints them)
+    progress: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -278,12 +280,18 @@ class Testnet:
     # -- life cycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bring up the API and every node; TestnetError (after cleaning up) on failure."""
+        """Bring up the API and every node; TestnetError (after cleaning up) on failure.
+        Cancelled, it stops what it started within seconds: a node that never carried
+        traffic has nothing to drain, so its grace is cut (SIGINT, docs/node.md §16)."""
         try:
             await self._start()
         except BaseException:
-            await self.stop()
+            await self.stop(cut_grace=True)
             raise
+
+    def _progress(self, line: str) -> None:
+        if self.options.progress is not None:
+            self.options.progress(line)
 
     async def _start(self) -> None:
         from fogcore.api import create_app
@@ -302,6 +310,7 @@ class Testnet:
         shutil.rmtree(nodes_dir, ignore_errors=True)
         nodes_dir.mkdir()
         url = database_url(self.data_dir)
+        self._progress(f"store {self.data_dir / 'testnet.db'}")
         self.store = await open_store(url)
         # Nodes of an earlier run are gone: their entries would only send clients astray.
         for node in await self.store.directory.list(include_expired=True, limit=1000):
@@ -326,11 +335,25 @@ class Testnet:
         app.state.betanet = self
         self._server = _Server(app, sock)
         await self._server.start()
+        self._progress(f"API listening at {self.api_url}")
         self._watcher = asyncio.get_running_loop().create_task(self._watch_directory())
         entry, mix, exit_ = layer_sizes(opts.nodes)
         layers = ["entry"] * entry + ["mix"] * mix + ["exit"] * exit_
         layers += ["gateway"] * opts.gateways
-        await asyncio.gather(*(self._launch(layer, opts.format) for layer in layers))
+        self._progress(f"starting {len(layers)} nodes ({entry} entry, {mix} mix, {exit_} exit, "
+                       f"{opts.gateways} gateway)")
+        launches = [asyncio.ensure_future(self._launch(layer, opts.format))
+                    for layer in layers]
+        try:
+            for done, launch in enumerate(asyncio.as_completed(launches), 1):
+                handle = await launch
+                self._progress(f"[{done}/{len(layers)}] {handle.layer} node "
+                               f"{handle.node_id[:16]} up at {handle.address}")
+        finally:
+            # One launch failed or the start was cancelled: end the others before stop().
+            for launch in launches:
+                launch.cancel()
+            await asyncio.gather(*launches, return_exceptions=True)
         self._write_state()
 
     async def _credentials(self) -> None:
@@ -383,15 +406,17 @@ class Testnet:
             json.dump(state, fh, indent=1)
         os.replace(tmp, path)
 
-    async def stop(self) -> None:
-        """Stop every node (each drains what it accepted), then the API; idempotent."""
+    async def stop(self, *, cut_grace: bool = False) -> None:
+        """Stop every node (each drains what it accepted), then the API; idempotent.
+        `cut_grace`: the nodes leave without their grace period (SIGINT, not SIGTERM)."""
         if self._stopping:
             return
         self._stopping = True
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
-        await asyncio.gather(*(self._terminate(h) for h in self._handles))
+        sig = signal.SIGINT if cut_grace else signal.SIGTERM
+        await asyncio.gather(*(self._terminate(h, sig) for h in self._handles))
         if self._server is not None:
             await self._server.stop()
         if self.store is not None:
@@ -404,6 +429,15 @@ class Testnet:
         with contextlib.suppress(OSError):
             if json.loads(state.read_text()).get("pid") == os.getpid():
                 state.unlink()
+
+    def cut_grace(self) -> None:
+        """Make every node still running end its leave's grace now (SIGINT): the second
+        Ctrl-C of `fogcore up` while it stops."""
+        for handle in self._handles:
+            proc = handle.process
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGINT)
 
     # -- nodes ---------------------------------------------------------------------------
 
@@ -544,14 +578,14 @@ class Testnet:
             self.failed.set()
             self._write_state()
 
-    async def _terminate(self, handle: NodeHandle) -> None:
+    async def _terminate(self, handle: NodeHandle, sig: int = signal.SIGTERM) -> None:
         handle.stopping = True
         proc = handle.process
         if proc is None:
             return
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(sig)
             try:
                 async with asyncio.timeout(15.0):
                     await proc.wait()

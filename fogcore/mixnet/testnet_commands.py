@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from fogcore.cli import CommandError
+
 __all__ = ["COMMANDS", "default_testnet_dir"]
 
 
@@ -59,38 +61,49 @@ def _up(args: argparse.Namespace) -> int:
     from fogcore.mixnet.testnet import Testnet, TestnetError, TestnetOptions
 
     if args.nodes < 3 or args.gateways < 1:
-        print("fogcore up: need --nodes >= 3 and --gateways >= 1", file=sys.stderr)
-        return 2
+        raise CommandError("need --nodes >= 3 and --gateways >= 1", 2)
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def progress(line: str) -> None:
+        print(f"fogcore up: {line}", file=sys.stderr, flush=True)
+
     options = TestnetOptions(data_dir=args.data or default_testnet_dir(), nodes=args.nodes,
                              gateways=args.gateways, format=args.format, api_host=args.host,
                              api_port=args.port, mean_delay_ms=args.mean_delay_ms,
-                             max_delay_ms=max(100.0, 50 * args.mean_delay_ms))
+                             max_delay_ms=max(100.0, 50 * args.mean_delay_ms),
+                             progress=progress)
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         testnet = Testnet(options)
+
+        def on_signal() -> None:
+            # The first Ctrl-C/SIGTERM stops the testnet (during start-up at once, later
+            # with the nodes' graceful leave); another one cuts the nodes' grace short.
+            if stop.is_set():
+                testnet.cut_grace()
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
         try:
             start = loop.create_task(testnet.start())
             stopper = loop.create_task(stop.wait())
             await asyncio.wait({start, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if not start.done():
+                progress("interrupted: stopping what was started")
                 start.cancel()
                 await asyncio.gather(start, return_exceptions=True)
-                await testnet.stop()
                 return 130
             stopper.cancel()
             start.result()
             print(testnet.describe(), flush=True)
             await stop.wait()
-            print("stopping: nodes drain their queues…", flush=True)
+            print("stopping: nodes drain their queues (Ctrl-C again: at once)…", flush=True)
         except TestnetError as exc:
-            print(f"fogcore up: {exc}", file=sys.stderr)
-            return 1
+            raise CommandError(str(exc)) from None
         finally:
             await testnet.stop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -123,6 +136,9 @@ class _Session:
         self.hops = hops
         self.identity = identity
         self.client = None
+        #: the directory's URL and the usable gateways it lists, once entered
+        self.api = ""
+        self.gateways: list[bytes] = []
         self._closers = []
 
     async def __aenter__(self):
@@ -151,7 +167,10 @@ class _Session:
         self._closers.append(transport.close)
         gateways = [n.node_id for n in topology.usable(GATEWAY)]
         if not gateways:
-            raise TestnetError("the testnet lists no gateway")
+            for close in reversed(self._closers):
+                await close()
+            raise TestnetError(f"the testnet's directory at {api} lists no usable gateway")
+        self.api, self.gateways = api, gateways
         identity = self.identity
         gateway = None
         mailbox = None
@@ -282,16 +301,14 @@ def _ping(args: argparse.Namespace) -> int:
     from fogcore.mixnet.testnet import TestnetError
 
     if args.count < 1 or not 2 <= args.hops <= 5:
-        print("fogcore ping: need --count >= 1 and 2 <= --hops <= 5", file=sys.stderr)
-        return 2
+        raise CommandError("need --count >= 1 and 2 <= --hops <= 5", 2)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             result = runner.run(ping(args.data or default_testnet_dir(), args.count,
                                      hops=args.hops, interval=args.interval,
                                      timeout=args.timeout, loop_timeout=args.loop_timeout))
     except TestnetError as exc:
-        print(f"fogcore ping: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(str(exc)) from None
     if args.json:
         print(json.dumps(result))
     else:
@@ -374,7 +391,22 @@ def _add_send(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("message", help="the message text")
     parser.add_argument("--identity", default="default", help="client identity (default)")
     parser.add_argument("--hops", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds until every fragment must be acknowledged (default 60)")
     _add_data(parser)
+
+
+def _stderr_progress(command: str):
+    """A progress callback printing `fogcore COMMAND: line` on stderr (stdout stays JSON)."""
+
+    def progress(line: str) -> None:
+        print(f"fogcore {command}: {line}", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def _quiet(line: str) -> None:
+    """The progress callback of library callers: says nothing."""
 
 
 async def _drain_inbox(client, identity: dict, sink: list) -> None:
@@ -394,10 +426,12 @@ async def _drain_inbox(client, identity: dict, sink: list) -> None:
 
 
 async def send(data_dir: Path, to: str, text: str, *, identity_name: str = "default",
-               hops: int = 4) -> dict:
+               hops: int = 4, timeout: float = 60.0, progress=_quiet) -> dict:
     """Send `text` reliably to `to` with a reply SURB; the SURB's key is kept in the
-    identity so `recv` can open the reply."""
+    identity so `recv` can open the reply. TestnetError at once when the recipient's
+    gateway is not in the directory, or when `timeout` seconds pass unacknowledged."""
     from fogcore.mixnet.client import Address
+    from fogcore.mixnet.testnet import TestnetError
 
     identity = _load_identity(data_dir, identity_name)
     recipient = Address.parse(to)
@@ -405,8 +439,18 @@ async def send(data_dir: Path, to: str, text: str, *, identity_name: str = "defa
     session = _Session(data_dir, hops, identity)
     async with session:
         client = session.client
+        if recipient.gateway not in session.gateways:
+            raise TestnetError(f"gateway {recipient.gateway.hex()[:16]}… of the address is not "
+                               f"a usable gateway of the testnet at {session.api}")
         client.transport = _ReplyOpener(client.transport, identity, incoming)
-        result = await client.send(recipient, text.encode("utf-8"), want_reply=True)
+        progress(f"sending {len(text.encode('utf-8'))} bytes through {hops} hops to "
+                 f"gateway {recipient.gateway.hex()[:16]}…")
+        try:
+            async with asyncio.timeout(timeout):
+                result = await client.send(recipient, text.encode("utf-8"), want_reply=True)
+        except TimeoutError:
+            raise TestnetError(f"not acknowledged within {timeout:g} s") from None
+        progress(f"acknowledged: {result.fragments} fragment(s), {result.packets} packet(s)")
         # MixClient keeps the reply SURB's key in memory only: save it for `recv`.
         key = client.surb_key(result.reply_surb_id)
         if key is not None:
@@ -420,31 +464,37 @@ async def send(data_dir: Path, to: str, text: str, *, identity_name: str = "defa
             "from": identity["address"]}
 
 
-def _run_client(func, args) -> int:
+def _run_client(func, args) -> dict:
     from fogcore.mixnet.client import DeliveryFailed
     from fogcore.mixnet.testnet import TestnetError
 
+    if not 2 <= args.hops <= 5 or args.timeout <= 0:
+        raise CommandError("need 2 <= --hops <= 5 and --timeout > 0", 2)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            result = runner.run(func())
-    except (TestnetError, DeliveryFailed, ValueError) as exc:
-        print(f"fogcore {args.command}: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result) if getattr(args, "json", True) else result)
-    return 0
+            return runner.run(func())
+    except ValueError as exc:  # a malformed address or identity name
+        raise CommandError(str(exc), 2) from None
+    except (TestnetError, DeliveryFailed) as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _send(args: argparse.Namespace) -> int:
     data = args.data or default_testnet_dir()
-    return _run_client(lambda: send(data, args.to, args.message,
-                                    identity_name=args.identity, hops=args.hops), args)
+    result = _run_client(lambda: send(data, args.to, args.message,
+                                      identity_name=args.identity, hops=args.hops,
+                                      timeout=args.timeout,
+                                      progress=_stderr_progress("send")), args)
+    print(json.dumps(result))
+    return 0
 
 
 def _add_recv(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--identity", default="default", help="client identity (default)")
     parser.add_argument("--address", action="store_true",
-                        help="print this identity's address and exit")
-    parser.add_argument("--wait", type=float, default=5.0,
+                        help="print this identity's bare address (what `send --to` takes) "
+                             "and exit")
+    parser.add_argument("--timeout", "--wait", dest="timeout", type=float, default=5.0,
                         help="seconds to wait for the first message (default 5)")
     parser.add_argument("--reply", metavar="TEXT",
                         help="answer every received message that carries a SURB")
@@ -453,7 +503,8 @@ def _add_recv(parser: argparse.ArgumentParser) -> None:
 
 
 async def recv(data_dir: Path, *, identity_name: str = "default", wait: float = 5.0,
-               reply: str | None = None, hops: int = 4, address_only: bool = False) -> dict:
+               reply: str | None = None, hops: int = 4, address_only: bool = False,
+               progress=_quiet) -> dict:
     """Fetch this identity's mailbox: messages and replies (waiting up to `wait` seconds
     for the first); with `reply`, answer each message through its SURB."""
     from fogcore.packet import Surb
@@ -467,6 +518,7 @@ async def recv(data_dir: Path, *, identity_name: str = "default", wait: float = 
         identity["address"] = str(client.address)
         if not address_only:
             client.transport = _ReplyOpener(client.transport, identity, received)
+            progress(f"waiting up to {wait:g} s for messages")
             deadline = time.monotonic() + wait
             while not received and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
@@ -474,12 +526,14 @@ async def recv(data_dir: Path, *, identity_name: str = "default", wait: float = 
             # A little longer: fragments and replies arriving together are shown together.
             await asyncio.sleep(0.2)
             await _drain_inbox(client, identity, received)
+            progress(f"received {len(received)}")
             if reply is not None:
                 for entry in received:
                     if entry["kind"] == "message" and entry.get("reply_surb"):
                         surb = Surb.from_bytes(bytes.fromhex(entry.pop("reply_surb")))
                         await client.reply(surb, reply.encode("utf-8"))
                         replies_sent += 1
+                        progress(f"replied to message {entry['message_id'][:16]}…")
     identity["inbox"] = []
     _save_identity(data_dir, identity_name, identity)
     if address_only:
@@ -492,9 +546,14 @@ async def recv(data_dir: Path, *, identity_name: str = "default", wait: float = 
 
 def _recv(args: argparse.Namespace) -> int:
     data = args.data or default_testnet_dir()
-    return _run_client(lambda: recv(data, identity_name=args.identity, wait=args.wait,
-                                    reply=args.reply, hops=args.hops,
-                                    address_only=args.address), args)
+    quiet = args.address  # the bare address alone: `$(fogcore recv --address)` just works
+    result = _run_client(lambda: recv(data, identity_name=args.identity, wait=args.timeout,
+                                      reply=args.reply, hops=args.hops,
+                                      address_only=args.address,
+                                      progress=_quiet if quiet else _stderr_progress("recv")),
+                         args)
+    print(result["address"] if args.address else json.dumps(result))
+    return 0
 
 
 COMMANDS = {

@@ -109,3 +109,16 @@ def test_sighup_makes_the_node_leave(tmp_path):
             proc.kill()
     assert proc.returncode == 0, err
     assert json.loads(out.strip().splitlines()[-1])["event"] == "stopped"
+
+
+def test_example_config_and_unit_are_valid(tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    example = root / "docs" / "examples" / "node.toml"
+    proc = _node("--config", str(example), "--check-config",
+                 env_extra={"FOG_NODE_KEYS_FILE": str(tmp_path / "keys.json")})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["config"]["layer"] == "mix"
+    unit = (root / "docker" / "fogcore-node.service").read_text()
+    assert "--check-config" in unit and "KillSignal=SIGTERM" in unit

@@ -97,7 +97,9 @@ def test_message_and_surb_reply(up, run, hops):
 
 
 def test_send_and_recv_commands_with_reply(up):
-    address = json.loads(up.run("recv", "--identity", "bob", "--address").stdout)["address"]
+    shown = up.run("recv", "--identity", "bob", "--address")
+    address = shown.stdout.strip()  # bare: what `send --to` takes
+    assert shown.returncode == 0 and shown.stderr == "" and shown.stdout == address + "\n"
     bob = subprocess.Popen(fogcore("recv", "--identity", "bob", "--wait", "20", "--reply",
                                    "hello alice", "--data", str(up.data)),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
@@ -109,6 +111,8 @@ def test_send_and_recv_commands_with_reply(up):
         if bob.poll() is None:
             bob.kill()
     assert bob.returncode == 0, err
+    assert "waiting up to 20 s" in err and "replied to message" in err  # progress
+    assert "acknowledged" in sent.stderr
     got = json.loads(out)
     assert [m["text"] for m in got["received"]] == ["hello bob"] and got["replies_sent"] == 1
     reply = up.run("recv", "--identity", "alice", "--wait", "10")
@@ -215,3 +219,39 @@ def test_z_stopped_node_turns_unreachable_and_back(up):
                                            "idle", "draining"}
     assert httpx.delete(f"{up.api}/api/betanet/nodes/{node_id}", headers=headers,
                         timeout=40).status_code == 204
+
+
+def test_send_to_an_unknown_gateway_fails_at_once(up):
+    address = up.run("recv", "--identity", "carol", "--address").stdout.strip()
+    mailbox = address.partition(".")[2]
+    sent = up.run("send", "--to", "ab" * 32 + "." + mailbox, "--timeout", "600", "lost")
+    assert sent.returncode == 1
+    assert sent.stderr.strip().splitlines()[-1].startswith("fogcore send: gateway abababab")
+    bad = up.run("send", "--to", "not-an-address", "x")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_up_ctrl_c_during_start_up(tmp_path):
+    """Ctrl-C while `fogcore up` starts its nodes: progress was shown, the exit is 130
+    without a traceback, and the state file of a running testnet was never left."""
+    data = tmp_path / "data"
+    process = subprocess.Popen(fogcore("up", "--data", str(data), "--port", "0", "--nodes",
+                                       "3", "--gateways", "1"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env())
+    try:
+        lines = []
+        for line in process.stderr:  # bounded: the command ends on its own within 60 s
+            lines.append(line)
+            if "starting 4 nodes" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    err = "".join(lines) + err
+    assert process.returncode == 130, err
+    assert "API listening at" in err and "Traceback" not in err
+    assert not (data / "testnet.json").exists()
