@@ -2,6 +2,9 @@
 
 import sys
 
-from fogcore.cli import main
+try:
+    from fogcore.cli import main
+except KeyboardInterrupt:  # Ctrl-C while the command is still being imported
+    sys.exit(130)
 
 sys.exit(main())

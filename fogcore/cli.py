@@ -190,6 +190,14 @@ def _run(argv: list[str] | None) -> int:
     except CommandError as exc:
         print(f"fogcore {args.command}: {exc}", file=sys.stderr, flush=True)
         return exc.code
+    except OSError as exc:
+        # A path that cannot be read or written (a data directory, an output file) is the
+        # user's to fix: name it in one line. Other OS errors keep their traceback.
+        if exc.filename is None or isinstance(exc, BrokenPipeError):
+            raise
+        print(f"fogcore {args.command}: {exc.filename}: {exc.strerror or exc}",
+              file=sys.stderr, flush=True)
+        return 1
 
 
 def _silence_stdout() -> None:

@@ -196,3 +196,12 @@ def test_bench_table_format():
                                   "a.long.name       12.5       3",
                                   "b                 1000"]
     assert format_table({"big": {"ops_per_s": 1508707.5}}).splitlines()[1] == "big       1508708"
+
+
+def test_unusable_path_is_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = run_cli("up", "--data", str(blocker / "testnet"), "--port", "0")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"fogcore up: {blocker / 'testnet'}: Not a directory"], proc.stderr
