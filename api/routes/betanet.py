@@ -22,6 +22,7 @@ from ..context import audit, context, current_principal
 from ..errors import ApiError, JSONResponse
 from ..openapi import operation
 from ..validation import read_body
+from .dashboard import throughput_history
 from .directory import NODE_ID_SCHEMA
 
 __all__ = ["ROUTES", "BetanetStatus", "DeployRequest", "NodeDetail", "NodeRefusals",
@@ -150,7 +151,10 @@ def _node_id(request: Request) -> str:
 @operation(summary="Live status of every testnet node, the links and totals", tag="betanet",
            role="viewer", response=BetanetStatus, errors=(404,))
 async def status(request: Request) -> Response:
-    return JSONResponse(_control(request).status())
+    control = _control(request)
+    # The dashboard's hour of totals is sampled from the first look at the testnet on.
+    throughput_history(request)
+    return JSONResponse(control.status())
 
 
 @operation(summary="One testnet node with its history and VRF proofs", tag="betanet",
@@ -168,17 +172,21 @@ async def node_detail(request: Request) -> Response:
     return JSONResponse(view)
 
 
-@operation(summary="Start one more testnet node and register it", tag="betanet",
+@operation(summary="Start one more testnet node and register it (of the testnet's own "
+                   "packet format: another is refused with 422)", tag="betanet",
            role="operator", body=DeployRequest, response=NodeStatus, status=201,
-           errors=(404, 409))
+           errors=(404, 409, 422))
 async def deploy(request: Request) -> Response:
     principal = current_principal(request)
     control = _control(request)
     body = await read_body(request, DeployRequest)
-    from fogcore.mixnet.testnet import TestnetError
+    from fogcore.mixnet.testnet import FormatMismatch, TestnetError
 
     try:
         node = await control.deploy(body.layer, body.format)
+    except FormatMismatch as exc:
+        raise ApiError(422, "format_mismatch", f"the node was not started: {exc}",
+                       fields=[{"field": "format", "message": str(exc)}]) from None
     except TestnetError as exc:
         raise ApiError(409, "conflict", f"the node could not be started: {exc}") from None
     await audit(request, principal.username, "betanet.deploy", target=node["node_id"],

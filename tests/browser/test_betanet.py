@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,7 @@ def server(tmp_path_factory):
                      "--data", str(data)),
             env=env, stdout=ping_out, stderr=subprocess.STDOUT)
     try:
-        yield RunningTestnet(url, process, out, username, password, data)
+        yield RunningTestnet(url, process, out, username=username, password=password, data=data)
     finally:
         ping.terminate()
         try:
@@ -182,6 +183,135 @@ def test_every_node_in_graph_and_table(browser, server):
     label = page.get_attribute("svg.graph a.node", "aria-label")
     assert re.match(r"(entry|mix|exit|gateway) node [0-9a-f]{8}, up, ", label), label
     browser.screenshot("testnet-betanet")
+    assert browser.axe("testnet /betanet") == []
+    assert browser.unexpected_errors() == []
+
+
+def _altered_status(page, alter) -> None:
+    """Serve the panel the real `GET /api/betanet/status` changed by `alter(status)`: the
+    states and idle nodes a test needs, without breaking the testnet."""
+    def handle(route):
+        response = route.fetch()
+        body = response.json()
+        alter(body)
+        route.fulfill(response=response, json=body)
+
+    page.route("**/api/betanet/status", handle)
+
+
+def _font_px(page, selector: str) -> float:
+    """The smallest text size on screen, in CSS pixels, of the SVG text under `selector`
+    (its font size times the drawing's scale)."""
+    return page.evaluate("""(selector) => Math.min(...[...document.querySelectorAll(selector)]
+        .map((t) => { const svg = t.ownerSVGElement;
+            const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+            return parseFloat(getComputedStyle(t).fontSize) * scale; }))""", selector)
+
+
+def test_dashboard_with_a_testnet(browser, server):
+    """The dashboard draws the last hour at once (kept by the API), never says "null",
+    warns when nodes are not up (naming their state in words) and does not poll while
+    its tab is hidden."""
+    page = browser.page
+    deadline = time.monotonic() + 30
+    while len(server.call("/api/dashboard/throughput")["points"]) < 2:
+        assert time.monotonic() < deadline, "the API kept no throughput history"
+        time.sleep(0.5)
+    _login(browser, server)
+    page.wait_for_selector("#throughput-chart svg.chart")
+    rows = page.locator("#throughput-chart details tbody tr").count()
+    assert rows >= 2, "the chart started from one point"
+    assert "null" not in page.inner_text("#main")
+    assert page.locator("#drops-by-reason").count() == 1
+    assert page.locator("#nodes-warning").count() == 0
+    # From here the page's timers run on a fake clock: the dashboard is opened again.
+    page.clock.install()
+    page.click('nav#nav a[href="/benchmarks"]')
+    browser.wait_ready("/benchmarks")
+    page.click('nav#nav a[href="/dashboard"]')
+    browser.wait_ready("/dashboard")
+    page.wait_for_selector("#throughput-chart svg.chart")
+    # A hidden tab does not poll; shown again, it refreshes at once.
+    polls = []
+    page.on("request", lambda r: r.url.endswith("/api/betanet/status") and polls.append(1))
+    page.evaluate("Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
+                  " document.dispatchEvent(new Event('visibilitychange'))")
+    page.clock.run_for(10_000)
+    assert polls == []
+    page.evaluate("Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
+                  " document.dispatchEvent(new Event('visibilitychange'))")
+    deadline = time.monotonic() + 10
+    while not polls and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert polls, "shown again, the dashboard did not refresh"
+    assert browser.axe("testnet /dashboard") == []
+
+    # Two nodes not up: the count is marked and the states are said in words.
+    def two_not_up(status):
+        status["nodes"][0]["state"] = "unreachable"
+        status["nodes"][1]["state"] = "draining"
+
+    _altered_status(page, two_not_up)
+    page.clock.run_for(3_500)
+    warning = page.wait_for_selector("#nodes-warning")
+    total = MIX_NODES + GATEWAYS
+    assert warning.inner_text().startswith(f"2 of {total} nodes not up")
+    assert "unreachable" in warning.inner_text() and "draining" in warning.inner_text()
+    assert "stat-warn" in page.get_attribute("#stat-nodes-up >> xpath=..", "class")
+    assert page.inner_text("#stat-nodes-up") == f"{total - 2} / {total}"
+    browser.screenshot("testnet-dashboard-warning")
+    assert browser.axe("testnet /dashboard (warning)") == []
+    assert browser.unexpected_errors() == []
+
+
+def test_betanet_states_links_and_idle_nodes(browser, server):
+    """Idle nodes show no latency ("—", not 0 ms), links to a dead node are not drawn,
+    only links with packets are counted, states are words, and on a phone the table
+    shows each node's state and Stop button and every drawing's text stays readable."""
+    page = browser.page
+    status = server.call("/api/betanet/status")
+    dead, idle = status["nodes"][0]["node_id"], status["nodes"][1]["node_id"]
+
+    def alter(body):
+        for node in body["nodes"]:
+            if node["node_id"] == dead:
+                node["state"] = "down"
+            if node["node_id"] == idle:
+                node.update(packets_in_per_s=0, packets_out_per_s=0, latency_p50_ms=0,
+                            latency_p99_ms=0)
+        body["links"] = [{"from": a, "to": b, "packets_per_s": rate} for a, b, rate in (
+            (idle, dead, 5.0), (status["nodes"][2]["node_id"], status["nodes"][3]["node_id"], 0.0),
+            (status["nodes"][2]["node_id"], idle, 3.0))]
+
+    _altered_status(page, alter)
+    page.set_viewport_size({"width": 390, "height": 844})
+    _login(browser, server)
+    browser.goto("/betanet", name="testnet /betanet (phone)")
+    _wait_graph(page, len(status["nodes"]))
+    lines = page.eval_on_selector_all("svg.graph line.link",
+                                      "(l) => l.map((e) => [e.dataset.from, e.dataset.to])")
+    assert lines == [[status["nodes"][2]["node_id"], idle]]
+    assert "1 link carrying packets" in page.inner_text("#topology-summary")
+    assert "1 down" in page.inner_text("#topology-summary")
+    row = page.locator(f'#nodes-table tbody tr[data-node-id="{idle}"]')
+    cells = row.locator("td").all_inner_texts()
+    assert cells[-3:-1] == ["—", "—"], cells
+    assert page.locator(f'#nodes-table tr[data-node-id="{dead}"] .status-bad').inner_text() == "down"
+    # The state and the Stop button are on screen without scrolling the table.
+    for selector in ("#nodes-table thead th:text-is('State')",
+                     f"#nodes-table button[data-stop='{idle}']"):
+        box = page.locator(selector).bounding_box()
+        assert box and box["x"] + box["width"] <= 390, (selector, box)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert _font_px(page, "svg.graph text") >= 9
+    browser.screenshot("testnet-betanet-phone")
+    assert browser.axe("testnet /betanet (phone)") == []
+    browser.goto(f"/betanet/nodes/{status['nodes'][2]['node_id']}",
+                 name="testnet /betanet/nodes/{id} (phone)")
+    page.wait_for_selector("#node-charts svg.chart")
+    assert _font_px(page, "#node-charts svg.chart text") >= 9
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    browser.screenshot("testnet-node-phone")
     assert browser.unexpected_errors() == []
 
 
@@ -210,7 +340,12 @@ def test_node_page_charts_proofs_and_audit(browser, server):
         "(n) => document.querySelector('#node-charts figure details tbody')"
         ".rows.length > n", arg=first, timeout=WAIT_MS)
     titles = page.eval_on_selector_all("#node-charts svg.chart > title", "(t) => t.map((e) => e.textContent)")
-    assert titles == ["Throughput", "Latency", "Drops and queue"]
+    # One unit per chart: drops per second and queue depth each have their own.
+    assert titles == ["Throughput", "Latency", "Drops", "Queue depth"]
+    # "out" is dashed and drawn over "in", which shows through where the two are equal.
+    paths = page.locator("#node-charts figure").first.locator("svg path.line").evaluate_all(
+        "(p) => p.map((e) => e.getAttribute('class'))")
+    assert paths == ["line s0", "line s1 dashed"], paths
     # Some reported interval carried packets.
     rates = page.eval_on_selector_all(
         "#node-charts .grid > div:first-child details tbody tr td:nth-child(2)",
@@ -253,6 +388,28 @@ def test_node_page_charts_proofs_and_audit(browser, server):
     page.wait_for_selector("#audit-result.status-bad")
     assert page.inner_text("#audit-result").startswith("Not valid")
     browser.screenshot("testnet-node-audit-invalid")
+    assert browser.axe("testnet /betanet/nodes/{id}") == []
+
+    # The form checks its input itself and says what is wrong; no stale result stays.
+    page.fill("#audit-mean", str(max_us + 1))
+    page.click("#audit-form button[type=submit]")
+    page.wait_for_selector("#audit-error:has-text('cannot exceed the maximum')")
+    assert page.inner_text("#audit-result") == ""
+    assert page.get_attribute("#audit-mean", "aria-invalid") == "true"
+    page.fill("#audit-mean", str(mean_us))
+    page.fill("#audit-delay", str(max_us * 1000))
+    page.click("#audit-form button[type=submit]")
+    page.wait_for_selector("#audit-error:has-text('above the maximum delay')")
+    assert page.inner_text("#audit-result") == ""
+    assert page.evaluate("document.activeElement.id") == "audit-delay"
+    browser.screenshot("testnet-node-audit-checked")
+    assert browser.axe("testnet /betanet/nodes/{id} (form errors)") == []
+
+    # The epoch list follows the published proofs (one per 10 s epoch), and says so.
+    options = page.locator("#audit-epoch option").count()
+    page.wait_for_function("(n) => document.querySelectorAll('#audit-epoch option').length > n",
+                           arg=options, timeout=25_000)
+    assert "an epoch lasts 10 s" in page.inner_text("#audit-epoch-help")
 
     # Leaving the page stops its timers: no more requests for the node's details.
     asked = []
@@ -284,16 +441,55 @@ def test_deploy_and_stop_a_node(browser, server):
     assert node.get_attribute("aria-label").startswith(f"mix node {new_id[:8]}")
     assert "Deployed mix node" in page.inner_text("#deploy-status")
     browser.screenshot("testnet-deployed")
+    # Stop asks first: dismissed, nothing happens.
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.click(f'button[data-stop="{new_id}"]')
+    assert asked and asked[0].startswith(f"Stop mix node {new_id[:8]}?")
+    assert new_id in {n["node_id"] for n in server.call("/api/betanet/status")["nodes"]}
     # Stop it from its row: it drains, leaves the directory and the graph.
+    page.once("dialog", lambda d: d.accept())
     page.click(f'button[data-stop="{new_id}"]')
     _wait_graph(page, len(before))
     assert _graph_ids(page) == before
     assert new_id not in {n["node_id"] for n in server.call("/api/betanet/status")["nodes"]}
     assert new_id not in {n["node_id"] for n in
                           server.call("/api/directory/nodes")["nodes"]}
-    # Its page now says it is gone, in words.
+    # Its page now says it is gone, in words, and asks for it once, not on every refresh.
+    asked_node, refreshes = [], []
+    page.on("request", lambda r: (f"/api/betanet/nodes/{new_id}" in r.url and asked_node.append(1),
+                                  r.url.endswith("/api/betanet/status") and refreshes.append(1)))
     browser.goto(f"/betanet/nodes/{new_id}", name="testnet /betanet/nodes/{stopped}")
     page.wait_for_selector("#node-gone")
     assert "not part of the running testnet" in page.inner_text("#node-gone")
+    seen = len(refreshes)
+    deadline = time.monotonic() + 15
+    while len(refreshes) < seen + 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert len(refreshes) >= seen + 2, "the page stopped refreshing the topology"
+    assert len(asked_node) == 1, asked_node
     browser.screenshot("testnet-stopped-node")
     assert browser.unexpected_errors([(404, f"/api/betanet/nodes/{new_id}")]) == []
+
+
+def test_deploy_of_another_format_is_refused(browser, server):
+    """A kem node cannot join a sphinx testnet (it would never get traffic): the API
+    refuses it with 422 and the form says why, with the testnet's format preselected."""
+    page = browser.page
+    _login(browser, server)
+    before = {n["node_id"] for n in server.call("/api/betanet/status")["nodes"]}
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        server.call("/api/betanet/deploy", "POST", {"layer": "mix", "format": "kem"})
+    assert refused.value.code == 422
+    assert json.loads(refused.value.read())["error"]["code"] == "format_mismatch"
+    browser.goto("/betanet", name="testnet /betanet")
+    _wait_graph(page, len(before))
+    assert page.input_value("#deploy-format") == "sphinx"
+    assert "carries sphinx packets" in page.inner_text("#deploy-format-help")
+    page.select_option("#deploy-format", "kem")
+    page.click("#deploy-form button[type=submit]")
+    error = page.wait_for_selector("#deploy-error:not(:empty)")
+    assert "this testnet carries sphinx packets" in error.inner_text()
+    assert "would get no traffic" in error.inner_text()
+    assert {n["node_id"] for n in server.call("/api/betanet/status")["nodes"]} == before
+    assert browser.unexpected_errors([(422, "/api/betanet/deploy")]) == []

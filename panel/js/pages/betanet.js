@@ -23,6 +23,34 @@ function short(id) {
   return id.slice(0, 8);
 }
 
+/** A node's state in words (docs/directory.md, docs/testnet.md). */
+const STATE_WORDS = {
+  up: "up", unknown: "not probed yet", unreachable: "unreachable", draining: "draining",
+  down: "down",
+};
+
+function stateWords(state) {
+  return STATE_WORDS[state] || state;
+}
+
+function stateClass(state) {
+  if (state === "up") return "status-ok";
+  return state === "draining" || state === "unknown" ? "status-warn" : "status-bad";
+}
+
+// A latency is a figure of packets that went through: a node that carried none in the
+// interval has no latency ("—"), not a latency of 0 ms.
+function latency(node, key) {
+  return node[key] > 0 || node.packets_out_per_s > 0 ? num(node[key], 1) : "—";
+}
+
+// Links drawn and counted: both ends alive, and packets on them.
+function liveLinks(nodes, links) {
+  const alive = new Set(nodes.filter((n) => n.state === "up" || n.state === "draining")
+    .map((n) => n.node_id));
+  return links.filter((l) => alive.has(l.from) && alive.has(l.to) && l.packets_per_s > 0);
+}
+
 function emptyState() {
   return h("div", { class: "empty", id: "betanet-empty" },
     h("strong", {}, "No local testnet is running. "),
@@ -39,15 +67,20 @@ function historyCharts(node) {
   const empty = "No history yet: the node reports its figures every second or so.";
   return h("div", { class: "grid" },
     h("div", {}, lineChart({ title: "Throughput", yLabel: "packets/s", empty, ...x,
-      desc: "Packets in and out per second over the last minutes",
-      series: [series("packets_in_per_s", "in"), series("packets_out_per_s", "out")] })),
+      desc: "Packets in and out per second over the last minutes (out dashed: when the " +
+        "two are equal, in shows through)",
+      series: [series("packets_in_per_s", "in"), series("packets_out_per_s", "out")],
+      dashed: ["out"] })),
     h("div", {}, lineChart({ title: "Latency", yLabel: "ms", empty, ...x,
       desc: "Median and 99th percentile latency (mixing delay plus processing) over the " +
         "last minutes",
       series: [series("latency_p50_ms", "p50"), series("latency_p99_ms", "p99")] })),
-    h("div", {}, lineChart({ title: "Drops and queue", yLabel: "per s / packets", empty, ...x,
-      desc: "Drops per second and queue depth over the last minutes",
-      series: [series("drops_per_s", "drops/s"), series("queue_depth", "queue depth")] })));
+    h("div", {}, lineChart({ title: "Drops", yLabel: "drops/s", empty, ...x,
+      desc: "Packets dropped per second over the last minutes",
+      series: [series("drops_per_s", "drops/s")] })),
+    h("div", {}, lineChart({ title: "Queue depth", yLabel: "packets", empty, ...x,
+      desc: "Packets waiting in the node (mixing delay, sending) over the last minutes",
+      series: [series("queue_depth", "queue depth")], yFormat: (v) => num(v, 0) })));
 }
 
 const NODE_STATS = [
@@ -81,9 +114,45 @@ function auditForm(nodeId) {
     if (proofs.some((p) => String(p.epoch) === chosen)) epoch.value = chosen;
     epoch.disabled = !proofs.length;
     submit.disabled = !proofs.length;
+    // Epochs are numbered time // length and published once over: the length follows.
+    const newest = proofs[0];
+    const length = newest ? Math.round(newest.published_at / (newest.epoch + 1)) : 0;
+    const lasts = length > 0 ? `an epoch lasts ${length} s` : "one is added as each epoch ends";
     help.textContent = proofs.length
-      ? `${proofs.length} published epochs; an epoch lasts a few seconds.`
+      ? `${proofs.length} published epochs, newest first; ${lasts}.`
       : "The node publishes its proof after each delay epoch ends.";
+  }
+
+  // The form's own checks, in words (the browser's would block the submit silently and
+  // leave the previous result on screen).
+  function problems(form) {
+    const value = (name) => form.elements[name].value.trim();
+    const found = [];
+    const whole = (name, label, min) => {
+      const text = value(name);
+      const number = Number(text);
+      if (text === "" || !Number.isInteger(number) || number < min) {
+        found.push([name, `${label} must be a whole number of µs, at least ${min}.`]);
+        return null;
+      }
+      return number;
+    };
+    if (!/^[0-9a-fA-F]{64}$/.test(value("audit-tag"))) {
+      found.push(["audit-tag", "The replay tag must be exactly 64 hexadecimal digits."]);
+    }
+    const delay = whole("audit-delay", "The claimed delay", 0);
+    const mean = whole("audit-mean", "The mean delay", 1);
+    const max = whole("audit-max", "The maximum delay", 1);
+    if (mean !== null && max !== null && mean > max) {
+      found.push(["audit-mean", `The mean delay (${num(mean, 0)} µs) cannot exceed the ` +
+        `maximum (${num(max, 0)} µs): check the two figures.`]);
+    }
+    if (delay !== null && max !== null && delay > max) {
+      found.push(["audit-delay", `The claimed delay (${num(delay, 0)} µs) is above the ` +
+        `maximum delay (${num(max, 0)} µs): no delay of this node can be that long, so ` +
+        "there is nothing to audit (check the units: µs, not ms)."]);
+    }
+    return found;
   }
 
   async function onSubmit(event) {
@@ -93,6 +162,14 @@ function auditForm(nodeId) {
     result.textContent = "";
     result.className = "";
     const value = (name) => form.elements[name].value.trim();
+    for (const field of form.querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
+    const found = problems(form);
+    if (found.length) {
+      for (const [name] of found) form.elements[name].setAttribute("aria-invalid", "true");
+      error.replaceChildren(...found.map(([, text]) => h("p", {}, text)));
+      form.elements[found[0][0]].focus();
+      return;
+    }
     submit.disabled = true;
     try {
       const answer = await api("/api/betanet/vrf/audit", {
@@ -121,7 +198,7 @@ function auditForm(nodeId) {
   }
 
   const form = h("form", { class: "form", id: "audit-form", onsubmit: onSubmit,
-    "aria-labelledby": "audit-title" },
+    "aria-labelledby": "audit-title", novalidate: true },
   h("h3", { id: "audit-title" }, "Audit a delay"),
   h("p", { class: "muted" }, "Check the delay this node gave one of your packets against its " +
     "published VRF proof for the epoch. The tag is the packet's 32-byte replay tag at this " +
@@ -169,9 +246,12 @@ function nodeDetail(section, nodeId) {
     if (!heading.isConnected) section.replaceChildren(heading, ...body);
     heading.replaceChildren(`${node.layer} node `, h("code", {}, node.node_id.slice(0, 16)));
     summary.replaceChildren(`${node.format} packets at ${node.address}; state `,
-      h("strong", { class: node.state === "up" ? "status-ok" : "status-bad" }, node.state),
+      h("strong", { class: stateClass(node.state) }, stateWords(node.state)),
       `; ${num(node.connections, 0)} connections.`);
-    for (const [key, , , digits] of NODE_STATS) values.get(key).textContent = num(node[key], digits);
+    for (const [key, , , digits] of NODE_STATS) {
+      values.get(key).textContent = key.startsWith("latency_") ? latency(node, key)
+        : num(node[key], digits);
+    }
     replaceKeeping(charts, historyCharts(node));
     audit.setParameters(node.delay_mean_us, node.delay_max_us);
     const list = node.vrf || [];
@@ -191,7 +271,10 @@ function nodeDetail(section, nodeId) {
     }
   }
 
+  // Whether the node answered 404: it is gone for good, so its page stops asking.
+  let isGone = false;
   function gone(failure) {
+    isGone = failure.status === 404;
     section.replaceChildren(h("h2", { id: "node-title" }, "Node ", h("code", {}, nodeId.slice(0, 16))),
       failure.status === 404
         ? h("p", { class: "empty", id: "node-gone" }, "This node is not part of the running " +
@@ -199,7 +282,7 @@ function nodeDetail(section, nodeId) {
         : errorBox(`Node details: ${failure.message}`));
   }
 
-  return { update, gone };
+  return { update, gone, isGone: () => isGone };
 }
 
 export function render(main, { rest, navigate }) {
@@ -221,15 +304,19 @@ export function render(main, { rest, navigate }) {
   const deployButton = h("button", { type: "submit", class: "button" }, "Deploy node");
   const layer = h("select", { id: "deploy-layer", name: "layer" },
     LAYER_ORDER.map((name) => h("option", { value: name, selected: name === "mix" }, name)));
-  const format = h("select", { id: "deploy-format", name: "format" },
-    FORMATS.map((name) => h("option", { value: name }, name)));
+  const format = h("select", { id: "deploy-format", name: "format",
+    "aria-describedby": "deploy-format-help" },
+  FORMATS.map((name) => h("option", { value: name }, name)));
+  const formatHelp = h("small", { id: "deploy-format-help", class: "muted" });
+  let testnetFormat = null;
   const deploy = operator ? h("section", { class: "card", "aria-labelledby": "deploy-title", hidden: true },
     h("h2", { id: "deploy-title" }, "Deploy a node"),
     h("p", { class: "muted" }, "Starts one more node process on this machine; it registers " +
       "with the directory and clients route through it from their next directory refresh."),
     h("form", { class: "form inline", id: "deploy-form", onsubmit: onDeploy },
       h("div", { class: "field" }, h("label", { for: "deploy-layer" }, "Layer"), layer),
-      h("div", { class: "field" }, h("label", { for: "deploy-format" }, "Packet format"), format),
+      h("div", { class: "field" }, h("label", { for: "deploy-format" }, "Packet format"), format,
+        formatHelp),
       deployButton),
     deployStatus, deployError) : null;
   main.append(h("h1", {}, "Betanet"), errors, topology, detail, nodesCard, deploy || "");
@@ -258,15 +345,24 @@ export function render(main, { rest, navigate }) {
     } catch (failure) {
       if (stopped) return;
       deployStatus.textContent = "";
-      deployError.textContent = failure.status === 404
-        ? "No testnet answers: start one with fogcore up before deploying nodes."
-        : `Deploying failed: ${failure.message}`;
+      if (failure.status === 404) {
+        deployError.textContent = "No testnet answers: start one with fogcore up before deploying nodes.";
+      } else if (failure.code === "format_mismatch") {
+        deployError.textContent = `Not deployed: this testnet carries ${testnetFormat || "other"} ` +
+          `packets, and a ${format.value} node would get no traffic. Choose ${testnetFormat || "the testnet's format"}.`;
+        format.focus();
+      } else {
+        deployError.textContent = `Deploying failed: ${failure.message}`;
+      }
     } finally {
       deployButton.disabled = false;
     }
   }
 
   async function stopNode(node) {
+    const question = `Stop ${node.layer} node ${short(node.node_id)}? It drains its queue, ` +
+      "leaves the directory and its process ends; clients stop routing through it.";
+    if (!window.confirm(question)) return;
     errors.replaceChildren();
     stopping.add(node.node_id);
     const button = nodesSlot.querySelector(`button[data-stop="${node.node_id}"]`);
@@ -305,21 +401,13 @@ export function render(main, { rest, navigate }) {
     known = new Map([...now].map(([id, n]) => [id, n.state]));
   }
 
+  // The node, its state and its Stop button come first, so that a phone shows them
+  // without scrolling the table sideways.
   function nodeColumns() {
     const columns = [
       { label: "Node", value: (n) => h("a", { href: nodeHref(n), "data-key": `link:${n.node_id}`,
-        "aria-label": `${n.layer} node ${short(n.node_id)}` }, h("code", {}, n.node_id.slice(0, 12))) },
-      { label: "Layer", value: (n) => n.layer },
-      { label: "Format", value: (n) => n.format },
-      { label: "Address", value: (n) => n.address },
-      { label: "State", value: (n) => h("span", { class: n.state === "up" ? "status-ok" : "status-bad" }, n.state) },
-      { label: "In/s", value: (n) => num(n.packets_in_per_s, 0), num: true },
-      { label: "Out/s", value: (n) => num(n.packets_out_per_s, 0), num: true },
-      { label: "Drops/s", value: (n) => num(n.drops_per_s, 1), num: true },
-      { label: "Queue", value: (n) => num(n.queue_depth, 0), num: true },
-      { label: "p50 ms", value: (n) => num(n.latency_p50_ms, 1), num: true },
-      { label: "p99 ms", value: (n) => num(n.latency_p99_ms, 1), num: true },
-      { label: "Conns", value: (n) => num(n.connections, 0), num: true },
+        "aria-label": `${n.node_id.slice(0, 12)}, ${n.layer} node` }, h("code", {}, n.node_id.slice(0, 12))) },
+      { label: "State", value: (n) => h("span", { class: stateClass(n.state) }, stateWords(n.state)) },
     ];
     if (operator) {
       columns.push({ label: "Actions", value: (n) => h("button", {
@@ -328,6 +416,18 @@ export function render(main, { rest, navigate }) {
         disabled: stopping.has(n.node_id), onclick: () => stopNode(n),
       }, stopping.has(n.node_id) ? "Stopping…" : "Stop") });
     }
+    columns.push(
+      { label: "Layer", value: (n) => n.layer },
+      { label: "Format", value: (n) => n.format },
+      { label: "Address", value: (n) => n.address },
+      { label: "In/s", value: (n) => num(n.packets_in_per_s, 0), num: true },
+      { label: "Out/s", value: (n) => num(n.packets_out_per_s, 0), num: true },
+      { label: "Drops/s", value: (n) => num(n.drops_per_s, 1), num: true },
+      { label: "Queue", value: (n) => num(n.queue_depth, 0), num: true },
+      { label: "p50 ms", value: (n) => latency(n, "latency_p50_ms"), num: true },
+      { label: "p99 ms", value: (n) => latency(n, "latency_p99_ms"), num: true },
+      { label: "Conns", value: (n) => num(n.connections, 0), num: true },
+    );
     return columns;
   }
 
@@ -347,13 +447,19 @@ export function render(main, { rest, navigate }) {
     nodesCard.hidden = false;
     if (deploy) deploy.hidden = false;
     const nodes = status.nodes || [];
-    const links = status.links || [];
+    const links = liveLinks(nodes, status.links || []);
     announceChanges(nodes);
+    setTestnetFormat(nodes);
     const layers = Object.entries(status.layers || {}).filter(([, count]) => count)
       .map(([name, count]) => `${count} ${name}`).join(", ");
-    const down = nodes.filter((n) => n.state !== "up").length;
+    const counts = new Map();
+    for (const n of nodes) {
+      if (n.state !== "up") counts.set(stateWords(n.state), (counts.get(stateWords(n.state)) || 0) + 1);
+    }
+    const notUp = [...counts].map(([words, count]) => `${count} ${words}`);
     topologySummary.textContent = `${nodes.length} nodes${layers ? ` (${layers})` : ""}` +
-      `${down ? `, ${down} down` : ""}; ${links.length} links carrying packets. ` +
+      `${notUp.length ? `, ${notUp.join(", ")}` : ""}; ` +
+      `${links.length === 1 ? "1 link" : `${links.length} links`} carrying packets. ` +
       "Select a node for its charts and proofs.";
     replaceKeeping(graphSlot, nodes.length
       ? topologyGraph({ nodes, links, selected: selectedId, href: nodeHref })
@@ -372,16 +478,29 @@ export function render(main, { rest, navigate }) {
       rowAttrs: (n) => ({ "data-node-id": n.node_id }),
     }));
     const totals = status.totals || {};
+    const moving = totals.packets_in_per_s > 0 || totals.packets_out_per_s > 0;
     const reasons = Object.entries(totals.drops_by_reason || {})
       .map(([reason, count]) => `${reason} ${num(count, 0)}`).join(", ");
     totalsLine.textContent = `Totals: ${num(totals.packets_in_per_s, 0)} packets/s in, ` +
       `${num(totals.packets_out_per_s, 0)} out, ${num(totals.drops_per_s, 1)} drops/s` +
       `${reasons ? ` (since start: ${reasons})` : ""}, queue ${num(totals.queue_depth, 0)}, ` +
-      `mean delay ${num(totals.mean_delay_ms, 1)} ms; as of ${when(status.time)}.`;
+      `mean delay ${moving || totals.mean_delay_ms > 0 ? `${num(totals.mean_delay_ms, 1)} ms` : "—"}` +
+      `; as of ${when(status.time)}.`;
+  }
+
+  // The deploy form offers the testnet's own packet format: another gets no traffic.
+  function setTestnetFormat(nodes) {
+    const formats = [...new Set(nodes.map((n) => n.format))];
+    const next = formats.length === 1 ? formats[0] : null;
+    if (next === testnetFormat) return;
+    testnetFormat = next;
+    if (next) format.value = next;
+    formatHelp.textContent = next ? `This testnet carries ${next} packets; a node of another ` +
+      "format would get no traffic, so it is refused." : "";
   }
 
   async function refreshNode() {
-    if (!detailView || !running) return;
+    if (!detailView || !running || detailView.isGone()) return;
     try {
       const node = await api(`/api/betanet/nodes/${encodeURIComponent(selectedId)}`, { signal });
       if (stopped) return;

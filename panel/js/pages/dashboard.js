@@ -8,7 +8,13 @@ import { duration, h, num, replaceKeeping } from "../dom.js";
 export const title = "Dashboard";
 
 const REFRESH_MS = 3000;
-const HISTORY_POINTS = 100; // five minutes at one point every three seconds
+const HISTORY_S = 3600; // the API keeps the last hour (GET /api/dashboard/throughput)
+
+/** A node's state in words, for the "not up" line. */
+export const STATE_WORDS = {
+  up: "up", unknown: "not probed yet", unreachable: "unreachable", draining: "draining",
+  down: "down (its process exited)",
+};
 
 function stat(label, value, unit, id) {
   return h("div", { class: "stat" },
@@ -32,10 +38,19 @@ export function render(main) {
   const updated = h("p", { class: "muted", id: "dashboard-updated" });
   main.append(h("h1", {}, "Dashboard"), updated, errors, betanet, chartSlot, api_);
 
-  const history = [];
+  let history = null; // [{t, packets_in_per_s, ...}], oldest first; null until loaded
   let timer = null;
   let busy = false;
   let stopped = false;
+
+  // The last hour, kept by the API, so the chart is drawn whole on every visit.
+  async function loadHistory() {
+    try {
+      history = (await api("/api/dashboard/throughput")).points;
+    } catch {
+      history = [];
+    }
+  }
 
   function showBetanet(status) {
     if (!status) {
@@ -50,31 +65,42 @@ export function render(main) {
     }
     const nodes = status.nodes || [];
     const up = nodes.filter((n) => n.state === "up").length;
+    const notUp = nodes.filter((n) => n.state !== "up");
     const t = status.totals || {};
     const reasons = Object.entries(t.drops_by_reason || {})
       .map(([reason, count]) => `${reason}: ${num(count, 0)}`).join(", ");
+    const nodesUp = stat("Nodes up", `${up} / ${nodes.length}`, null, "stat-nodes-up");
+    if (notUp.length) nodesUp.classList.add("stat-warn");
     betanet.replaceChildren(
       h("h2", { id: "betanet-summary" }, "Betanet"),
+      notUp.length ? h("div", { class: "notice warn", id: "nodes-warning", role: "status" },
+        h("strong", {}, `${notUp.length} of ${nodes.length} nodes not up: `),
+        notUp.map((n) => `${n.layer} node ${n.node_id.slice(0, 8)} ${STATE_WORDS[n.state] || n.state}`)
+          .join("; "), ". ", h("a", { href: "/betanet" }, "See the topology"), ".") : "",
       h("dl", { class: "stats", id: "betanet-stats" },
-        stat("Nodes up", `${up} / ${nodes.length}`, null, "stat-nodes-up"),
+        nodesUp,
         stat("Packets in", num(t.packets_in_per_s, 0), "/s", "stat-packets-in"),
         stat("Packets out", num(t.packets_out_per_s, 0), "/s", "stat-packets-out"),
         stat("Drops", num(t.drops_per_s, 1), "/s", "stat-drops"),
         stat("Queue depth", num(t.queue_depth, 0), "packets", "stat-queue"),
         stat("Mean delay", num(t.mean_delay_ms, 1), "ms", "stat-delay")),
-      reasons ? h("p", { class: "muted" }, `Drops by reason: ${reasons}`) : null,
+      h("p", { class: "muted", id: "drops-by-reason" }, reasons
+        ? `Drops by reason since start: ${reasons}.` : "No drops since start."),
       h("p", {}, h("a", { href: "/betanet" }, "Open the topology and per-node charts")));
-    history.push({ t: status.time || Date.now() / 1000, ...t });
-    while (history.length > HISTORY_POINTS) history.shift();
-    const t0 = history[history.length - 1].t;
+    if (!history) return;
+    const now = status.time || Date.now() / 1000;
+    if (!history.length || now > history[history.length - 1].t) history.push({ t: now, ...t });
+    while (history.length && history[0].t < now - HISTORY_S) history.shift();
     const series = (key, name) => ({ name,
-      points: history.map((p) => [p.t - t0, p[key] || 0]) });
+      points: history.map((p) => [(p.t - now) / 60, p[key] || 0]) });
     replaceKeeping(chartSlot, h("section", { class: "card" }, lineChart({
-      title: "Packets per second, last minutes",
-      desc: "Packets in, packets out and drops per second across the testnet",
+      title: "Packets per second, last hour",
+      desc: "Packets in, packets out and drops per second across the testnet over the " +
+        "last hour",
       series: [series("packets_in_per_s", "in"), series("packets_out_per_s", "out"),
         series("drops_per_s", "drops")],
-      xLabel: "seconds ago", xFormat: (x) => num(-x || 0, 0), yLabel: "packets/s",
+      xLabel: "minutes ago", xFormat: (x) => num(-x || 0, 1), yLabel: "packets/s",
+      yFormat: (y) => num(y, 0), dashed: ["out"],
     })));
   }
 
@@ -94,7 +120,8 @@ export function render(main) {
           runs.running ? `${runs.running} running` : null, "stat-runs"),
         stat("Users", num(stats.users, 0), null, "stat-users"),
         stat("API uptime", duration(stats.uptime_s), null, "stat-uptime")),
-      layers ? h("p", { class: "muted" }, `Directory by layer: ${layers}`) : null);
+      h("p", { class: "muted" }, layers ? `Directory by layer: ${layers}.`
+        : "The directory lists no node."));
     document.getElementById("stat-health").classList.add(ready ? "status-ok" : "status-bad");
   }
 
@@ -109,6 +136,8 @@ export function render(main) {
     ]);
     busy = false;
     if (stopped) return;
+    if (status.status === "fulfilled" && history === null) await loadHistory();
+    if (stopped) return;
     if (status.status === "fulfilled") showBetanet(status.value);
     else if (status.reason.status === 404) showBetanet(null);
     else problems.push(`Betanet status: ${status.reason.message}`);
@@ -122,9 +151,15 @@ export function render(main) {
     updated.textContent = `Updated ${new Date().toLocaleTimeString("en-GB")}; refreshed every ${REFRESH_MS / 1000} s.`;
   }
 
-  timer = window.setInterval(refresh, REFRESH_MS);
+  // A hidden tab does not poll; it catches up as soon as it is shown again.
+  function onVisible() {
+    if (!document.hidden) refresh();
+  }
+  document.addEventListener("visibilitychange", onVisible);
+  timer = window.setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
   return refresh().then(() => () => {
     stopped = true;
     window.clearInterval(timer);
+    document.removeEventListener("visibilitychange", onVisible);
   });
 }
