@@ -86,9 +86,9 @@ def _per_packet(figures: dict, packets: int) -> dict:
 def run(args, progress) -> dict:
     """Run the suite; returns {name: {"median_us", "ops_per_s", ...}}."""
     from fogcore import vrf
-    from fogcore._impl import compiled
+    from fogcore._impl import implementation
     from fogcore.bench import peers
-    from fogcore.packet import _ref
+    from fogcore.packet import _batch_py
     from fogcore.packet.keys import NodeKeys
     from fogcore.replay import ReplayFilter
 
@@ -104,7 +104,7 @@ def run(args, progress) -> dict:
         if packets:
             batch_sizes[name] = packets
 
-    backend = compiled("_batch") or _ref
+    backend = implementation("_batch")
     nodes = [NodeKeys.generate() for _ in range(HOPS)]
     route = [k.info() for k in nodes]
     mailbox = os.urandom(32)
@@ -126,8 +126,8 @@ def run(args, progress) -> dict:
                     lambda seed=seed: backend.build_packet(1, route, 2, mailbox, b"", message, seed,
                                                  method="sequential"))
 
-    ref_frame, _ = _ref.build_packet(1, route, 2, mailbox, b"", message, os.urandom(32))
-    measure("sphinx.process.ref", lambda: _ref.process_packet(nodes[0], ref_frame, never))
+    ref_frame, _ = _batch_py.build_packet(1, route, 2, mailbox, b"", message, os.urandom(32))
+    measure("sphinx.process.ref", lambda: _batch_py.process_packet(nodes[0], ref_frame, never))
 
     sk = os.urandom(32)
     alpha = (7).to_bytes(8, "big")
@@ -145,7 +145,7 @@ def run(args, progress) -> dict:
 
     measure("replay.check", check)
 
-    if backend is not _ref:  # the reference has no worker threads
+    if backend is not _batch_py:  # the reference has no worker threads
         batch = BATCH // 4 if getattr(args, "quick", False) else BATCH
         for fmt, name in ((1, "sphinx"), (2, "kem")):
             frames = [backend.build_packet(fmt, route, 2, mailbox, b"", message,

@@ -1,11 +1,11 @@
 """Symmetric and curve primitives used by fogcore, from libsodium.
 
 Compiled mode calls libsodium from C without the GIL (`fogcore._ext._sodium`); pure mode
-(`FOGCORE_NO_EXTENSIONS=1`) uses `fogcore._crypto_py`. Both give identical bytes.
+(`FOGCORE_NO_EXTENSIONS=1`) uses `fogcore._sodium_py`. Both give identical bytes.
 """
 
-from fogcore import _crypto_py
-from fogcore._impl import compiled
+from fogcore import _sodium_py
+from fogcore._impl import implementation
 
 __all__ = [
     "IMPLEMENTATION",
@@ -19,8 +19,8 @@ __all__ = [
     "x25519_base",
 ]
 
-_impl = compiled("_sodium") or _crypto_py
-IMPLEMENTATION = "c" if _impl is not _crypto_py else "py"
+_impl = implementation("_sodium")
+IMPLEMENTATION = "c" if _impl is not _sodium_py else "py"
 
 x25519 = _impl.x25519
 x25519_base = _impl.x25519_base

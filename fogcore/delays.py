@@ -29,7 +29,7 @@ node applied.
 import hashlib
 
 from fogcore import vrf
-from fogcore._impl import compiled
+from fogcore._impl import implementation
 
 __all__ = [
     "DELAY_LABEL",
@@ -121,7 +121,7 @@ def delay_us_reference(beta: bytes, tag: bytes, mean_us: int, max_us: int) -> in
     return min(delay, max_us)
 
 
-_compiled = compiled("_delays")
+_compiled = implementation("_delays")  # None: this module's own pure code
 IMPLEMENTATION = "c" if _compiled is not None else "py"
 delay_us = _compiled.delay_us if _compiled is not None else delay_us_reference
 

@@ -16,7 +16,7 @@ import math
 import os
 import threading
 
-from fogcore._impl import compiled
+from fogcore._impl import implementation
 
 __all__ = [
     "IMPLEMENTATION",
@@ -164,7 +164,7 @@ class ReplayFilterPy:
             return bytes(self._bits)
 
 
-_compiled = compiled("_replay")
+_compiled = implementation("_replay")  # None: this module's own pure code
 
 if _compiled is not None:
 

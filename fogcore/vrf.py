@@ -15,7 +15,7 @@ order (the RFC's validate_key), a Gamma of small order and s >= L are all reject
 """
 
 from fogcore import _vrf_py
-from fogcore._impl import compiled
+from fogcore._impl import implementation
 
 __all__ = [
     "BETA_BYTES",
@@ -35,7 +35,7 @@ PUBLIC_KEY_BYTES = 32
 PROOF_BYTES = 80
 BETA_BYTES = 64
 
-_impl = compiled("_vrf") or _vrf_py
+_impl = implementation("_vrf")
 IMPLEMENTATION = "c" if _impl is not _vrf_py else "py"
 
 

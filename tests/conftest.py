@@ -8,7 +8,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from fogcore._impl import NO_EXTENSIONS, compiled_available
+from fogcore._impl import NO_EXTENSIONS, compiled_available, implementation
 
 IMPL_MODES = ["py"] if NO_EXTENSIONS else ["c", "py"]
 
@@ -20,15 +20,18 @@ def impl_mode(request) -> str:
     return request.param
 
 
-def load_impl(mode: str, compiled_name: str, py_module):
-    """The module for `mode`: `fogcore._ext.<compiled_name>` or the pure `py_module`.
-    Compiled mode fails loudly when the extension is not built."""
-    if mode == "py":
+def load_impl(mode: str, compiled_name: str, py_module=None):
+    """The implementation of `fogcore._ext.<compiled_name>` for `mode`, chosen as fogcore
+    chooses (`fogcore._impl.implementation`): the compiled module or its `_x_py` twin.
+    `py_module` stands in for the twin of a module whose pure code lives in its public
+    module (`_delays`, `_replay`). Compiled mode fails loudly when the extension is not
+    built."""
+    if mode == "py" and py_module is not None:
         return py_module
-    module = compiled_available(compiled_name)
-    if module is None:
-        pytest.fail(f"fogcore._ext.{compiled_name} is not built: run `pip install .`")
-    return module
+    try:
+        return implementation(compiled_name, mode)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def _loop_factories():

@@ -9,8 +9,8 @@ import pytest
 from conftest import IMPL_MODES, load_impl
 
 import fogcore.packet as packet
-from fogcore.packet import NodeKeys, _ref
-from fogcore.packet import _ref_common as c
+from fogcore.packet import NodeKeys, _batch_py
+from fogcore.packet import _hop_py as c
 from fogcore.packet.outcome import OUTCOME_RECORD_SIZE, Kind
 from fogcore.replay import ReplayFilter, ReplayFilterPy
 
@@ -20,13 +20,13 @@ HUGE = [2**31, 2**32, 2**59, 2**63 - 1, 2**63, 2**64, 2**100, -1, -(2**63), -(2*
 
 @pytest.fixture(params=IMPL_MODES)
 def batch(request):
-    """The packet backend: compiled `_batch` or the reference `_ref`."""
-    return load_impl(request.param, "_batch", _ref)
+    """The packet backend: compiled `_batch` or the reference `_batch_py`."""
+    return load_impl(request.param, "_batch", _batch_py)
 
 
 @pytest.fixture(params=IMPL_MODES)
 def hop(request):
-    """The shared hop primitives: compiled `_hop` or the reference `_ref_common`."""
+    """The shared hop primitives: compiled `_hop` or the reference `_hop_py`."""
     return load_impl(request.param, "_hop", c)
 
 
@@ -37,7 +37,7 @@ def node():
 
 @pytest.fixture(scope="module")
 def frame(node):
-    frame, _ = _ref.build_packet(c.FORMAT_SPHINX, [node.info()], c.CMD_DELIVER, b"M" * 32,
+    frame, _ = _batch_py.build_packet(c.FORMAT_SPHINX, [node.info()], c.CMD_DELIVER, b"M" * 32,
                                  b"", b"kept", bytes(32))
     return frame
 

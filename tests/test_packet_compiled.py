@@ -1,5 +1,5 @@
 """Differential tests: the compiled packet core (`fogcore._ext._batch`, `_sphinx`, `_kem`,
-`_hop`) against the pure-Python reference (`fogcore.packet._ref*`), byte for byte, on many
+`_hop`) against the pure-Python reference (`fogcore.packet._batch_py*`), byte for byte, on many
 random routes and payloads, every reject reason, arbitrary bytes, the batch entry point
 with one and two threads, VRF delays in the records, and no Python object per packet."""
 
@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from fogcore._impl import NO_EXTENSIONS
 from fogcore.delays import delay_us_reference
-from fogcore.packet import _ref, _ref_kem, _ref_sphinx
-from fogcore.packet import _ref_common as c
+from fogcore.packet import _batch_py, _kem_py, _sphinx_py
+from fogcore.packet import _hop_py as c
 from fogcore.packet.keys import NodeKeys
 from fogcore.packet.outcome import OUTCOME_RECORD_SIZE, Kind, Reason, decode_records
 from fogcore.replay import ReplayFilter, ReplayFilterPy
@@ -27,7 +27,7 @@ if NO_EXTENSIONS:
 
 STRIDE = c.BATCH_STRIDE
 FORMATS = [c.FORMAT_SPHINX, c.FORMAT_KEM]
-REF_FORMATS = {c.FORMAT_SPHINX: _ref_sphinx, c.FORMAT_KEM: _ref_kem}
+REF_FORMATS = {c.FORMAT_SPHINX: _sphinx_py, c.FORMAT_KEM: _kem_py}
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_build_packet_identical(ext, nodes, fmt):
         command = c.CMD_REPLY if trial % 3 == 0 else c.CMD_DELIVER
         extra = rng_bytes(r, 16) if command == c.CMD_REPLY else b""
         _, args, _ = random_packet(r, nodes, fmt, command, extra)
-        expected = _ref.build_packet(*args)
+        expected = _batch_py.build_packet(*args)
         for method in ("sequential", "scalar", "reencoded"):
             assert ext.build_packet(*args, method=method) == expected
 
@@ -107,7 +107,7 @@ def test_sphinx_route_secrets_every_method(nodes):
     for n in range(1, c.MAX_HOPS + 1):
         route = [k.info() for k in nodes[:n]]
         final, seed = c.make_slot(50, c.CMD_DELIVER, 0, rng_bytes(r, 32)), rng_bytes(r, 32)
-        header, keys = _ref_sphinx.build_header(route, final, seed, "sequential")
+        header, keys = _sphinx_py.build_header(route, final, seed, "sequential")
         for method in ("sequential", "scalar", "reencoded"):
             got_header, got_keys = sphinx.build_header(route, final, seed, method)
             assert got_header == header and got_keys == [k.raw for k in keys]
@@ -151,7 +151,7 @@ def test_route_outcomes_identical(ext, nodes, fmt):
         path, args, message = random_packet(r, nodes, fmt, command, extra)
         frame, tags = ext.build_packet(*args)
         mine = walk(ext, nodes, path, frame, [new_filter() for _ in nodes])
-        theirs = walk(_ref, nodes, path, frame, [new_filter() for _ in nodes])
+        theirs = walk(_batch_py, nodes, path, frame, [new_filter() for _ in nodes])
         assert mine == theirs
         assert [o.tag for o in mine] == list(tags)
         assert [o.kind for o in mine] == [Kind.FORWARD] * (len(path) - 1) + [Kind(command)]
@@ -207,11 +207,11 @@ def test_every_reject_reason_identical(ext, nodes, fmt):
     good, cases = reject_cases(ext, nodes, fmt)
     filters = {"c": [new_filter() for _ in nodes], "py": [new_filter() for _ in nodes]}
     assert ext.process_packet(nodes[0], good, filters["c"][0]).kind == Kind.DELIVER
-    assert _ref.process_packet(nodes[0], good, filters["py"][0]).kind == Kind.DELIVER
+    assert _batch_py.process_packet(nodes[0], good, filters["py"][0]).kind == Kind.DELIVER
     seen = set()
     for name, node, frame, reason in cases:
         mine = ext.process_packet(nodes[node], frame, filters["c"][node])
-        theirs = _ref.process_packet(nodes[node], frame, filters["py"][node])
+        theirs = _batch_py.process_packet(nodes[node], frame, filters["py"][node])
         assert mine == theirs, name
         assert mine.kind == Kind.REJECT and mine.reason == reason, name
         seen.add(reason)
@@ -246,7 +246,7 @@ def test_arbitrary_bytes_never_crash(data, fmt, exact_length):
         size = {1: 2346, 2: 2506}.get(fmt, 2346)
         data = bytes([1, fmt]) + struct.pack(">H", size) + data.ljust(size, b"\0")[:size]
     mine = ext.process_packet(keys, data, new_filter())
-    assert mine == _ref.process_packet(keys, data, new_filter())
+    assert mine == _batch_py.process_packet(keys, data, new_filter())
     buf = bytearray(data[:STRIDE].ljust(STRIDE, b"\0"))
     rec = bytearray(OUTCOME_RECORD_SIZE)
     ext.process_batch(keys, buf, 1, new_filter(), rec)
@@ -298,7 +298,7 @@ def test_batch_identical_to_reference(ext, nodes):
     mine, theirs = bytearray(buf), bytearray(buf)
     rec_c, rec_py = bytearray(count * 96), bytearray(count * 96)
     ext.process_batch(nodes[0], mine, count, new_filter(), rec_c)
-    _ref.process_batch(nodes[0], theirs, count, new_filter(), rec_py)
+    _batch_py.process_batch(nodes[0], theirs, count, new_filter(), rec_py)
     outs = compare_batches(rec_c, mine, rec_py, theirs, count)
     kinds = {o.kind for o in outs}
     assert {Kind.FORWARD, Kind.DELIVER, Kind.REPLY, Kind.REJECT} <= kinds
@@ -366,7 +366,7 @@ def test_batch_vrf_delays_identical_in_reference(ext, nodes):
     count = 30
     beta = bytes(range(64))
     records = {}
-    for name, impl in (("c", ext), ("py", _ref)):
+    for name, impl in (("c", ext), ("py", _batch_py)):
         buf = mixed_batch(ext, nodes, count, 9)
         rec = bytearray(count * 96)
         impl.process_batch(nodes[0], buf, count, new_filter(), rec, vrf_output=beta,

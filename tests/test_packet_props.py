@@ -14,17 +14,17 @@ from fogcore.packet import (
     Kind,
     Reason,
     ReplyError,
-    _ref_kem,
-    _ref_sphinx,
+    _kem_py,
+    _sphinx_py,
     build_reply,
     decode_records,
     make_surb,
     open_reply,
 )
-from fogcore.packet import _ref_common as c
+from fogcore.packet import _hop_py as c
 from fogcore.packet.outcome import OUTCOME_RECORD_SIZE
 
-HEADER_SIZES = {"sphinx": _ref_sphinx.HEADER_SIZE, "kem": _ref_kem.HEADER_SIZE}
+HEADER_SIZES = {"sphinx": _sphinx_py.HEADER_SIZE, "kem": _kem_py.HEADER_SIZE}
 NODES = make_nodes(5, salt="props")
 PROPS = settings(max_examples=60, deadline=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -23,24 +23,24 @@ from fogcore.packet import (
     ReplyError,
     Surb,
     SurbKey,
-    _ref,
-    _ref_kem,
-    _ref_sphinx,
+    _batch_py,
+    _kem_py,
+    _sphinx_py,
     build_reply,
     decode_records,
     make_surb,
     open_reply,
 )
-from fogcore.packet import _ref_common as c
+from fogcore.packet import _hop_py as c
 from fogcore.packet.outcome import OUTCOME_RECORD, OUTCOME_RECORD_SIZE
 
-IMPLEMENTATIONS = {"py": _ref}
+IMPLEMENTATIONS = {"py": _batch_py}
 _compiled = None if NO_EXTENSIONS else compiled_available("_batch")
 if _compiled is not None:
     IMPLEMENTATIONS["c"] = _compiled
 
 FORMAT_NAMES = {"sphinx": c.FORMAT_SPHINX, "kem": c.FORMAT_KEM}
-MODULES = {"sphinx": _ref_sphinx, "kem": _ref_kem}
+MODULES = {"sphinx": _sphinx_py, "kem": _kem_py}
 
 
 class SetFilter:
@@ -79,9 +79,9 @@ def fmt(request):
 
 
 def test_sizes_match_the_document():
-    assert (_ref_sphinx.SLOT_SIZE, _ref_sphinx.HEADER_SIZE, _ref_sphinx.PACKET_SIZE) == (
+    assert (_sphinx_py.SLOT_SIZE, _sphinx_py.HEADER_SIZE, _sphinx_py.PACKET_SIZE) == (
         50, 298, 2346)
-    assert (_ref_kem.SLOT_SIZE, _ref_kem.HEADER_SIZE, _ref_kem.PACKET_SIZE) == (82, 458, 2506)
+    assert (_kem_py.SLOT_SIZE, _kem_py.HEADER_SIZE, _kem_py.PACKET_SIZE) == (82, 458, 2506)
     assert packet.FRAME_SIZES == {"sphinx": 2350, "kem": 2510}
     assert packet.MESSAGE_CAPACITY == 2030 and packet.PAYLOAD_SIZE == 2048
     assert packet.BATCH_STRIDE >= max(packet.FRAME_SIZES.values())
@@ -155,15 +155,15 @@ def test_payload_plaintext_round_trip_and_bounds():
 )
 def test_frame_checks(frame, reason):
     with pytest.raises(c.FrameError) as err:
-        c.parse_frame(frame, _ref.PACKET_SIZES)
+        c.parse_frame(frame, _batch_py.PACKET_SIZES)
     assert err.value.reason == reason
 
 
 def test_frame_in_a_batch_slot_may_be_followed_by_other_bytes():
     frame = b"\x01\x02\x09\xca" + bytes(2506)
-    assert c.parse_frame(frame + bytes(50), _ref.PACKET_SIZES, exact=False) == 2
+    assert c.parse_frame(frame + bytes(50), _batch_py.PACKET_SIZES, exact=False) == 2
     with pytest.raises(c.FrameError):
-        c.parse_frame(frame + bytes(50), _ref.PACKET_SIZES, exact=True)
+        c.parse_frame(frame + bytes(50), _batch_py.PACKET_SIZES, exact=True)
 
 
 # ---- keys -------------------------------------------------------------------------------
@@ -232,11 +232,11 @@ def test_edwards_form_maps_back():
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
 def test_sphinx_scalar_creation_equals_sequential(n):
     route = [k.info() for k in make_nodes(n)]
-    final = c.make_slot(_ref_sphinx.SLOT_SIZE, c.CMD_DELIVER, 0, b"m" * 32)
+    final = c.make_slot(_sphinx_py.SLOT_SIZE, c.CMD_DELIVER, 0, b"m" * 32)
     for seed in (bytes(32), b"\xff" * 32, os.urandom(32)):
-        seq = _ref_sphinx.build_header(route, final, seed, "sequential")
+        seq = _sphinx_py.build_header(route, final, seed, "sequential")
         for method in ("scalar", "reencoded"):
-            other = _ref_sphinx.build_header(route, final, seed, method)
+            other = _sphinx_py.build_header(route, final, seed, method)
             assert seq[0] == other[0]
             assert [k.raw for k in seq[1]] == [k.raw for k in other[1]]
 
@@ -247,7 +247,7 @@ def test_reencoded_scalar_multiplies_by_the_residue():
     hits = 0
     for _ in range(64):
         z = int.from_bytes(os.urandom(32), "little") % L
-        k = _ref_sphinx.clamped_scalar_for(z)
+        k = _sphinx_py.clamped_scalar_for(z)
         zb = z.to_bytes(32, "little")
         want = nb.crypto_sign_ed25519_pk_to_curve25519(
             nb.crypto_scalarmult_ed25519_noclamp(zb, y.info().routing_key_edwards))
@@ -257,7 +257,7 @@ def test_reencoded_scalar_multiplies_by_the_residue():
             continue
         # §2.6: otherwise a precomputed multiple [t]Y almost always gives one.
         for t in range(2, 18):
-            k = _ref_sphinx.clamped_scalar_for(z * pow(t, -1, L) % L)
+            k = _sphinx_py.clamped_scalar_for(z * pow(t, -1, L) % L)
             if k is not None:
                 ty = nb.crypto_sign_ed25519_pk_to_curve25519(nb.crypto_scalarmult_ed25519_noclamp(
                     t.to_bytes(32, "little"), y.info().routing_key_edwards))
@@ -509,7 +509,7 @@ def test_batch_matches_single_packets(impl):
 def test_batch_records_identical_across_implementations():
     if len(IMPLEMENTATIONS) < 2:
         pytest.skip("only the reference is available")
-    node, frames = _mixed_batch(_ref)
+    node, frames = _mixed_batch(_batch_py)
     results = []
     for impl in IMPLEMENTATIONS.values():
         stride = packet.BATCH_STRIDE

@@ -8,7 +8,7 @@ import pytest
 from test_packet_ref import IMPLEMENTATIONS, SetFilter
 
 from fogcore.packet import Kind, NodeKeys, Surb, SurbKey, build_reply, open_reply
-from fogcore.packet import _ref_common as c
+from fogcore.packet import _hop_py as c
 from fogcore.packet._vectors import _outcome_json, dumps, generate
 
 VECTOR_DIR = Path(__file__).resolve().parent.parent / "docs" / "vectors"

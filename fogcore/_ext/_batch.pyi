@@ -7,6 +7,10 @@ BATCH_STRIDE: int
 RECORD_SIZE: int
 FRAME_SIZES: dict[int, int]
 METHODS: tuple[str, ...]
+OUTCOME_LAYOUT: dict[str, Any]
+
+def set_outcome_type(outcome: type, kinds: type, reasons: type) -> None:
+    """Give `process_packet` its result type (fogcore.packet does this on selection)."""
 
 def build_packet(fmt: int, route: Sequence[Any], command: int, address: Buffer, extra: Buffer,
                  message: Buffer, seed: Buffer,

@@ -1,7 +1,7 @@
 # cython: language_level=3, embedsignature=True
 """The packet backend in C: build a packet, process one frame, process a batch in place.
 
-The functions mirror the pure-Python reference `fogcore.packet._ref` (same names, arguments
+The functions mirror the pure-Python reference `fogcore.packet._batch_py` (same names, arguments
 and bytes; docs/packet-format.md §5.3). A batch runs entirely without the GIL and creates no
 Python object per packet: frames are decrypted where they lie in the caller's buffer and
 each outcome is a 96-byte C record. With `threads > 1` the batch is cut into contiguous
@@ -280,7 +280,7 @@ cdef Py_ssize_t _bounded(value, Py_ssize_t low, Py_ssize_t high, str message) ex
     return value
 
 
-# ---- Python API: the reference's functions (fogcore.packet._ref) ----------------------------
+# ---- Python API: the reference's functions (fogcore.packet._batch_py) ----------------------------
 
 cdef object _Outcome = None
 cdef dict _KINDS = None

@@ -1,10 +1,12 @@
 """Receive side of a mix node: the slot arena and the framing protocol base."""
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 STRIDE: int
 RECORD_BYTES: int
 KEY_SLOT_BITS: int
+OUTCOME_LAYOUT: dict[str, Any]
 DELAY_BUCKETS_US: tuple[int, ...]
 REASON_TRUNCATED: int
 REASON_SLOW: int

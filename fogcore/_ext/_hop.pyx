@@ -3,7 +3,7 @@
 
 The C functions (declared in _hop.pxd) are what the packet core runs per packet; the Python
 functions below wrap them with the names and results of the pure-Python reference
-(`fogcore.packet._ref_common`) so the two can be compared byte for byte.
+(`fogcore.packet._hop_py`) so the two can be compared byte for byte.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize

@@ -85,7 +85,7 @@ cdef int kem_build_header(unsigned char *header, unsigned char *keys, int n,
     return rc
 
 
-# ---- Python API, named as the reference (fogcore.packet._ref_kem) ---------------------------
+# ---- Python API, named as the reference (fogcore.packet._kem_py) ---------------------------
 
 def node_hop_keys(routing_secret, routing_public, ct):
     """The 256 bytes of hop keys at a node (§3.3 steps 1-2), None for an all-zero DH."""

@@ -199,7 +199,7 @@ cdef int sphinx_build_header(unsigned char *header, unsigned char *keys, int n,
     return 0
 
 
-# ---- Python API, named as the reference (fogcore.packet._ref_sphinx) ------------------------
+# ---- Python API, named as the reference (fogcore.packet._sphinx_py) ------------------------
 
 def node_hop_keys(routing_secret, routing_public, alpha):
     """The 256 bytes of hop keys at a node (§2.3 steps 1-2), or None when X25519(y, α) is

@@ -73,9 +73,9 @@ class MixNode:
         self._frames = frames_module(impl)
         self._protocol_cls = protocol_class(self._frames)
         if impl == "py":
-            from fogcore.packet import _ref
+            from fogcore.packet import _batch_py
 
-            self._process_batch = _ref.process_batch
+            self._process_batch = _batch_py.process_batch
             self._filter_cls = replay.ReplayFilterPy
         else:
             self._process_batch = packet.process_batch

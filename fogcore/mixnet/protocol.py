@@ -15,7 +15,7 @@ import asyncio
 import time
 from types import ModuleType
 
-from fogcore._impl import compiled
+from fogcore._impl import implementation
 from fogcore.mixnet import _frames_py
 from fogcore.mixnet.control import PROBE, ControlError, decode_control
 
@@ -29,21 +29,14 @@ PROBE_ACK_BURST = 4.0
 #: not read what it asked for
 _MAX_UNSENT = 16384
 
-_frames = compiled("_frames") or _frames_py
+_frames = implementation("_frames")
 IMPLEMENTATION = "py" if _frames is _frames_py else "c"
 Arena = _frames.Arena
 
 
 def frames_module(mode: str | None = None) -> ModuleType:
     """The framing implementation: "c" (compiled), "py" (pure) or None for the default."""
-    if mode is None:
-        return _frames
-    if mode == "py":
-        return _frames_py
-    module = compiled("_frames")
-    if module is None:
-        raise RuntimeError("fogcore._ext._frames is not available")
-    return module
+    return _frames if mode is None else implementation("_frames", mode)
 
 
 def _make_class(base: type) -> type:

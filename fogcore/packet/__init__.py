@@ -7,7 +7,7 @@ docs/packet-format.md.
   in place (GIL released in the compiled implementation).
 
 The compiled implementation (`fogcore._ext._batch`) is used when built; in pure mode
-(`FOGCORE_NO_EXTENSIONS=1`) the reference in `fogcore.packet._ref` is. Both give the same
+(`FOGCORE_NO_EXTENSIONS=1`) the reference in `fogcore.packet._batch_py` is. Both give the same
 bytes for the same inputs.
 """
 
@@ -15,9 +15,9 @@ import operator
 import os
 from dataclasses import dataclass
 
-from fogcore._impl import compiled
-from fogcore.packet import _ref
-from fogcore.packet import _ref_common as _c
+from fogcore._impl import implementation
+from fogcore.packet import _batch_py
+from fogcore.packet import _hop_py as _c
 from fogcore.packet.keys import NodeInfo, NodeKeys
 from fogcore.packet.outcome import (
     OUTCOME_RECORD_SIZE,
@@ -63,12 +63,12 @@ BATCH_STRIDE = _c.BATCH_STRIDE
 FORMATS = {"sphinx": _c.FORMAT_SPHINX, "kem": _c.FORMAT_KEM}
 #: format name -> size of its frames in bytes (frame header included)
 FRAME_SIZES = {
-    name: _c.FRAME_HEADER_SIZE + _ref.FORMATS[code].PACKET_SIZE for name, code in FORMATS.items()
+    name: _c.FRAME_HEADER_SIZE + _batch_py.FORMATS[code].PACKET_SIZE for name, code in FORMATS.items()
 }
 
-_backend = compiled("_batch") or _ref
-IMPLEMENTATION = "py" if _backend is _ref else "c"
-if _backend is not _ref:
+_backend = implementation("_batch")
+IMPLEMENTATION = "py" if _backend is _batch_py else "c"
+if _backend is not _batch_py:
     # The packet core imports nothing above it: it is given the result type here.
     _backend.set_outcome_type(Outcome, Kind, Reason)
 

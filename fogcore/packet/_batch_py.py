@@ -5,8 +5,8 @@ for both formats. `fogcore.packet` uses it in pure mode; the compiled backend
 import operator
 
 from fogcore.delays import delay_us_reference
-from fogcore.packet import _ref_common as c
-from fogcore.packet import _ref_kem, _ref_sphinx
+from fogcore.packet import _hop_py as c
+from fogcore.packet import _kem_py, _sphinx_py
 from fogcore.packet.outcome import (
     OUTCOME_RECORD_SIZE,
     Kind,
@@ -17,7 +17,7 @@ from fogcore.packet.outcome import (
 
 __all__ = ["FORMATS", "PACKET_SIZES", "build_packet", "process_batch", "process_packet"]
 
-FORMATS = {_ref_sphinx.FORMAT: _ref_sphinx, _ref_kem.FORMAT: _ref_kem}
+FORMATS = {_sphinx_py.FORMAT: _sphinx_py, _kem_py.FORMAT: _kem_py}
 PACKET_SIZES = {code: mod.PACKET_SIZE for code, mod in FORMATS.items()}
 MAX_THREADS = 8
 _U32_MAX = 0xFFFFFFFF

@@ -9,7 +9,7 @@ import hmac
 import operator
 import struct
 
-from fogcore import _crypto_py as cp
+from fogcore import _sodium_py as cp
 
 __all__ = [
     "BATCH_STRIDE",

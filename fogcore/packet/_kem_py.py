@@ -2,11 +2,11 @@
 
 KEM Sphinx with X25519 as the KEM: each hop gets its own encapsulation (an ephemeral X25519
 public key, the "ciphertext"); the next hop's ciphertext rides in the tail of the current
-hop's routing slot, so a node does one X25519 and no blinding. Common parts: `_ref_common`.
+hop's routing slot, so a node does one X25519 and no blinding. Common parts: `_hop_py`.
 """
 
-from fogcore import _crypto_py as cp
-from fogcore.packet import _ref_common as c
+from fogcore import _sodium_py as cp
+from fogcore.packet import _hop_py as c
 
 __all__ = [
     "BETA_SIZE",

@@ -1,13 +1,13 @@
 """Pure-Python reference of the `sphinx` (v1) format: docs/packet-format.md §2.
 
 Only what differs from `kem` lives here: the group element α, its blinding, and how the
-sender derives every hop's shared secret. The common parts are in `_ref_common`.
+sender derives every hop's shared secret. The common parts are in `_hop_py`.
 """
 
 import nacl.bindings as nb
 
-from fogcore import _crypto_py as cp
-from fogcore.packet import _ref_common as c
+from fogcore import _sodium_py as cp
+from fogcore.packet import _hop_py as c
 
 __all__ = [
     "BETA_SIZE",

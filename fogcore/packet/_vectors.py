@@ -12,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from fogcore import _crypto_py as cp
-from fogcore.packet import _ref
-from fogcore.packet import _ref_common as c
+from fogcore import _sodium_py as cp
+from fogcore.packet import _batch_py
+from fogcore.packet import _hop_py as c
 from fogcore.packet.keys import NodeKeys
 from fogcore.packet.outcome import Kind, Outcome, Reason
 from fogcore.packet.surb import build_reply, make_surb, open_reply
@@ -67,7 +67,7 @@ def _outcome_json(o: Outcome) -> dict:
 
 def _hop_details(fmt: int, node: NodeKeys, frame: bytes) -> dict:
     """Intermediate values at one hop, to help an implementer find where it diverges."""
-    mod = _ref.FORMATS[fmt]
+    mod = _batch_py.FORMATS[fmt]
     element = frame[c.FRAME_HEADER_SIZE : c.FRAME_HEADER_SIZE + 32]
     dh = cp.x25519(node.routing_secret, element)
     keys = mod.node_hop_keys(node.routing_secret, node.routing_public, element)
@@ -80,7 +80,7 @@ def _walk(fmt: int, nodes: list[NodeKeys], frame: bytes):
     outcome = None
     for node in nodes:
         details = _hop_details(fmt, node, frame)
-        outcome = _ref.process_packet(node, frame, _SetFilter())
+        outcome = _batch_py.process_packet(node, frame, _SetFilter())
         hops.append({"frame": frame.hex(), **details, "outcome": _outcome_json(outcome)})
         if outcome.kind == Kind.FORWARD:
             frame = outcome.packet
@@ -93,7 +93,7 @@ def route_vector(fmt_name: str, n: int, message: bytes) -> dict:
     nodes = _nodes(n)
     mailbox = _seed("mailbox")
     seed = _seed(f"{fmt_name} packet {n}")
-    frame, tags = _ref.build_packet(fmt, [k.info() for k in nodes], c.CMD_DELIVER, mailbox,
+    frame, tags = _batch_py.build_packet(fmt, [k.info() for k in nodes], c.CMD_DELIVER, mailbox,
                                     b"", message, seed)
     hops, last = _walk(fmt, nodes, frame)
     assert last.kind == Kind.DELIVER and last.payload == message
@@ -143,13 +143,13 @@ def reject_vector(fmt_name: str) -> dict:
     """Frames that node 0 must reject, each with its reason, processed in order with one
     replay filter (so the `REPLAY` case follows the accepted packet it repeats)."""
     fmt = _FORMATS[fmt_name]
-    mod = _ref.FORMATS[fmt]
+    mod = _batch_py.FORMATS[fmt]
     nodes = _nodes(2)
     route = [k.info() for k in nodes]
     mailbox = _seed("mailbox")
-    good, _ = _ref.build_packet(fmt, route, c.CMD_DELIVER, mailbox, b"", b"ok",
+    good, _ = _batch_py.build_packet(fmt, route, c.CMD_DELIVER, mailbox, b"", b"ok",
                                 _seed(f"{fmt_name} reject good"))
-    one_hop, _ = _ref.build_packet(fmt, route[:1], c.CMD_DELIVER, mailbox, b"", b"ok",
+    one_hop, _ = _batch_py.build_packet(fmt, route[:1], c.CMD_DELIVER, mailbox, b"", b"ok",
                                    _seed(f"{fmt_name} reject payload"))
     # A validly MACed header whose only slot holds an unknown command.
     bad_slot = c.make_slot(mod.SLOT_SIZE, 0x7F, 0, mailbox)
@@ -176,7 +176,7 @@ def reject_vector(fmt_name: str) -> dict:
     flt = _SetFilter()
     out = []
     for name, frame in cases:
-        outcome = _ref.process_packet(nodes[0], frame, flt)
+        outcome = _batch_py.process_packet(nodes[0], frame, flt)
         out.append({"name": name, "frame": frame.hex(), "outcome": _outcome_json(outcome)})
     reasons = [o["outcome"].get("reason") for o in out]
     assert set(reasons) >= {r.name for r in Reason if r != Reason.NONE}, reasons

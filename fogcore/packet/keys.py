@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import nacl.bindings as nb
 
-from fogcore import _crypto_py as cp
+from fogcore import _sodium_py as cp
 
 __all__ = ["NodeInfo", "NodeKeys", "edwards_from_montgomery"]
 

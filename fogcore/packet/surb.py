@@ -9,10 +9,9 @@ import os
 import struct
 from dataclasses import dataclass
 
-from fogcore._impl import compiled
-from fogcore.packet import _ref_common as c
-from fogcore.packet import _ref_kem, _ref_sphinx
-from fogcore.packet._ref import FORMATS
+from fogcore._impl import implementation
+from fogcore.packet import _hop_py as c
+from fogcore.packet._batch_py import FORMATS
 
 __all__ = [
     "IMPLEMENTATION",
@@ -33,10 +32,10 @@ _FORMAT_NAMES = {"sphinx": c.FORMAT_SPHINX, "kem": c.FORMAT_KEM}
 # The primitives a SURB needs, compiled when built (as `fogcore.packet` chooses its backend),
 # else the reference: the KDF, Lioness and the payload plaintext from `_hop`, and each
 # format's header builder. Both give the same bytes (tests/test_packet_surb.py).
-_hop = compiled("_hop") or c
+_hop = implementation("_hop")
 _HEADER_BUILDERS = {
-    c.FORMAT_SPHINX: compiled("_sphinx") or _ref_sphinx,
-    c.FORMAT_KEM: compiled("_kem") or _ref_kem,
+    c.FORMAT_SPHINX: implementation("_sphinx"),
+    c.FORMAT_KEM: implementation("_kem"),
 }
 IMPLEMENTATION = "py" if _hop is c else "c"
 

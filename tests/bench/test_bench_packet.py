@@ -6,12 +6,12 @@ import os
 import nacl.bindings as nb
 import pytest
 
-from fogcore._impl import compiled
-from fogcore.packet import BATCH_STRIDE, OUTCOME_RECORD_SIZE, _ref
+from fogcore._impl import implementation
+from fogcore.packet import BATCH_STRIDE, OUTCOME_RECORD_SIZE, _batch_py
 from fogcore.packet.keys import NodeKeys
 from fogcore.replay import ReplayFilter
 
-BACKEND = compiled("_batch") or _ref
+BACKEND = implementation("_batch")
 BATCH = 64
 
 
@@ -53,7 +53,7 @@ def test_create5(benchmark, net, fmt):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("fmt", [1, 2], ids=["sphinx", "kem"])
 def test_batch(benchmark, net, fmt, threads):
-    if BACKEND is _ref:
+    if BACKEND is _batch_py:
         pytest.skip("worker threads need the compiled backend")
     nodes, route = net
     pristine = bytearray(BATCH * BATCH_STRIDE)

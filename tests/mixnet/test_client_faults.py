@@ -31,7 +31,7 @@ from fogcore.mixnet.control import (
 from fogcore.mixnet.links import StaticResolver
 from fogcore.mixnet.topology import ENTRY, GATEWAY, MIX, Topology
 from fogcore.mixnet.transport import TcpTransport
-from fogcore.packet import _ref as packet_ref
+from fogcore.packet import _batch_py as packet_ref
 
 from .conftest import wait_for
 

@@ -21,7 +21,7 @@ from fogcore.mixnet.cover import (
     poisson_gaps,
 )
 from fogcore.mixnet.topology import GATEWAY, MIX
-from fogcore.packet import _ref as packet_ref
+from fogcore.packet import _batch_py as packet_ref
 
 
 def make_network(impl_mode, **kwargs) -> LoopbackNetwork:
