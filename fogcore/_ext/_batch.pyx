@@ -280,7 +280,7 @@ cdef Py_ssize_t _bounded(value, Py_ssize_t low, Py_ssize_t high, str message) ex
     return value
 
 
-# ---- Python API: the reference's functions (fogcore.packet._batch_py) ----------------------------
+# ---- Python API: the reference's functions (fogcore.packet._batch_py) -----------------------
 
 cdef object _Outcome = None
 cdef dict _KINDS = None

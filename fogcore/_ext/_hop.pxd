@@ -25,7 +25,6 @@ cdef enum:
     FRAME_VERSION = 1
     FORMAT_SPHINX = 1
     FORMAT_KEM = 2
-    BATCH_STRIDE = 2560
     # offsets of the named parts in the 256 bytes of hop keys (§1.3)
     HK_MAC = 0
     HK_STREAM = 32
