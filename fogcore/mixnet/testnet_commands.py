@@ -42,6 +42,19 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
                         help="testnet data directory (default <data dir>/testnet)")
 
 
+def _stderr_progress(command: str):
+    """A progress callback printing `fogcore COMMAND: line` on stderr (stdout stays JSON)."""
+
+    def progress(line: str) -> None:
+        print(f"fogcore {command}: {line}", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def _quiet(line: str) -> None:
+    """The progress callback of library callers: says nothing."""
+
+
 # ------------------------------------------------------------------------------- up
 
 
@@ -64,10 +77,7 @@ def _up(args: argparse.Namespace) -> int:
         raise CommandError("need --nodes >= 3 and --gateways >= 1", 2)
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    def progress(line: str) -> None:
-        print(f"fogcore up: {line}", file=sys.stderr, flush=True)
-
+    progress = _stderr_progress("up")
     options = TestnetOptions(data_dir=args.data or default_testnet_dir(), nodes=args.nodes,
                              gateways=args.gateways, format=args.format, api_host=args.host,
                              api_port=args.port, mean_delay_ms=args.mean_delay_ms,
@@ -394,19 +404,6 @@ def _add_send(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds until every fragment must be acknowledged (default 60)")
     _add_data(parser)
-
-
-def _stderr_progress(command: str):
-    """A progress callback printing `fogcore COMMAND: line` on stderr (stdout stays JSON)."""
-
-    def progress(line: str) -> None:
-        print(f"fogcore {command}: {line}", file=sys.stderr, flush=True)
-
-    return progress
-
-
-def _quiet(line: str) -> None:
-    """The progress callback of library callers: says nothing."""
 
 
 async def _drain_inbox(client, identity: dict, sink: list) -> None:
