@@ -37,10 +37,11 @@ EXTENSION_MODULES = (
     "_vrf",
 )
 
-#: compiled module -> its pure-Python twin (`_x` -> `_x_py`). `_delays` and `_replay` keep
-#: their pure code in their public modules (fogcore.delays, fogcore.replay); `_mem` has none.
+#: compiled module -> its pure-Python twin (`_x` -> `_x_py`). `_replay` keeps its pure code
+#: in its public module (fogcore.replay.ReplayFilterPy); `_mem` has none.
 PURE_TWINS = {
     "_batch": "fogcore.packet._batch_py",
+    "_delays": "fogcore._delays_py",
     "_frames": "fogcore.mixnet._frames_py",
     "_hop": "fogcore.packet._hop_py",
     "_kem": "fogcore.packet._kem_py",

@@ -28,7 +28,7 @@ node applied.
 
 import hashlib
 
-from fogcore import vrf
+from fogcore import _delays_py, vrf
 from fogcore._impl import implementation
 
 __all__ = [
@@ -49,12 +49,8 @@ __all__ = [
 
 EPOCH_LABEL = b"fogcore/vrf-delay-epoch/v1"
 VRF_KEY_LABEL = b"fogcore vrf key v1"
-DELAY_LABEL = b"fogcore/vrf-delay/v1"
-TAG_BYTES = 32
-_U32 = 2**32
-
-# round(ln 2 * 2^28): (53 << 30) * LN2_Q28 stays below 2^64, as the C code needs.
-LN2_Q28 = 186065279
+DELAY_LABEL = _delays_py.DELAY_LABEL
+TAG_BYTES = _delays_py.TAG_BYTES
 
 
 def vrf_secret_key(identity_seed: bytes) -> bytes:
@@ -83,47 +79,18 @@ def epoch_alpha(epoch: int) -> bytes:
     return EPOCH_LABEL + epoch.to_bytes(8, "big")
 
 
-def neg_ln_q30(m: int) -> int:
-    """-ln(m / 2^53) as an integer with 30 fractional bits, for 1 <= m <= 2^53.
-
-    Integer-only, bit for bit what the compiled code computes: log2 of the mantissa by
-    repeated squaring (30 bits), then a multiplication by ln 2."""
-    if not 1 <= m <= 2**53:
-        raise ValueError("m must be in [1, 2^53]")
-    n = m.bit_length() - 1
-    x = m >> (n - 31) if n >= 31 else m << (31 - n)  # a Q31 mantissa in [1, 2)
-    frac = 0
-    for _ in range(30):
-        x = (x * x) >> 31
-        frac <<= 1
-        if x >= 1 << 32:
-            x >>= 1
-            frac |= 1
-    neg_log2 = (53 << 30) - ((n << 30) | frac)
-    return (neg_log2 * LN2_Q28) >> 28
+#: -ln(m / 2^53) with 30 fractional bits, integer-only (the pure twin's `neg_ln`)
+neg_ln_q30 = _delays_py.neg_ln
+_check_bounds = _delays_py.check_bounds
 
 
-def _check_bounds(mean_us: int, max_us: int) -> None:
-    if not 0 <= mean_us < _U32 or not 0 <= max_us < _U32:
-        raise OverflowError("mean_us and max_us must fit in 32 bits")
+#: The pure-Python definition of the per-packet delay (the module docstring).
+delay_us_reference = _delays_py.delay_us
 
 
-def delay_us_reference(beta: bytes, tag: bytes, mean_us: int, max_us: int) -> int:
-    """The pure-Python definition of the per-packet delay (the module docstring)."""
-    beta, tag = bytes(beta), bytes(tag)
-    if len(beta) != vrf.BETA_BYTES or len(tag) != TAG_BYTES:
-        raise ValueError("delay_us takes a 64-byte VRF output and a 32-byte replay tag")
-    _check_bounds(mean_us, max_us)
-    v = int.from_bytes(hashlib.blake2b(DELAY_LABEL + tag, key=beta, digest_size=8).digest(),
-                       "little")
-    e = neg_ln_q30((v >> 11) + 1)
-    delay = mean_us * (e >> 30) + ((mean_us * (e & 0x3FFFFFFF)) >> 30)
-    return min(delay, max_us)
-
-
-_compiled = implementation("_delays")  # None: this module's own pure code
-IMPLEMENTATION = "c" if _compiled is not None else "py"
-delay_us = _compiled.delay_us if _compiled is not None else delay_us_reference
+_impl = implementation("_delays")
+IMPLEMENTATION = "py" if _impl is _delays_py else "c"
+delay_us = _impl.delay_us
 
 
 class EpochDelays:

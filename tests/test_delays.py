@@ -3,7 +3,6 @@ of the compiled and pure implementations, the distribution, and the audit proced
 
 import math
 import random
-import types
 from array import array
 
 import pytest
@@ -36,8 +35,21 @@ needs_compiled = pytest.mark.skipif(NO_EXTENSIONS, reason="compiled extensions d
 @pytest.fixture
 def draw(impl_mode):
     """The per-packet delay function of the implementation under test."""
-    reference = types.SimpleNamespace(delay_us=delays.delay_us_reference)
-    return load_impl(impl_mode, "_delays", reference).delay_us
+    return load_impl(impl_mode, "_delays").delay_us
+
+
+def test_delays_into_fills_every_tag(impl_mode):
+    impl = load_impl(impl_mode, "_delays")
+    rng = random.Random(7)
+    beta, tags = rng.randbytes(64), rng.randbytes(32 * 50)
+    out = array("I", bytes(4 * 50))
+    assert impl.delays_into(beta, tags, MEAN, MAX, out) == 50
+    assert list(out) == [delays.delay_us_reference(beta, tags[32 * i : 32 * i + 32], MEAN, MAX)
+                         for i in range(50)]
+    with pytest.raises(ValueError):
+        impl.delays_into(beta, tags[:-1], MEAN, MAX, out)
+    with pytest.raises(ValueError):
+        impl.delays_into(beta, tags, MEAN, MAX, array("I", bytes(4 * 49)))
 
 
 def test_epoch_alpha_encoding():
