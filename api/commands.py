@@ -38,6 +38,21 @@ async def _probe_store(url: str | None) -> None:
     await store.close()
 
 
+def _probe_listen(host: str, port: int) -> None:
+    """CommandError unless `host:port` can be bound now (uvicorn would report it only
+    after the application started, as a log line and exit status 3)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {host}:{port}: "
+                               f"{exc.strerror or exc}") from None
+
+
 def _add_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1, FOG_API_HOST)")
     parser.add_argument("--port", type=int, help="port (default 8000, FOG_API_PORT)")
@@ -70,6 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(**overrides)
     # Before uvicorn starts: a wrong URL or a database that is down is one line, not a
     # failed lifespan with a traceback.
+    _probe_listen(settings.host, settings.port)
     asyncio.run(_probe_store(settings.database_url))
     configure_logging(args.log_level)
     try:

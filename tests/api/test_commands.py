@@ -112,3 +112,16 @@ def test_admin_create_finds_the_running_testnet(tmp_path):
     missing = fogcore("admin", "create", "other", "--password-stdin", "--testnet",
                       str(tmp_path / "nowhere"), input=PASSWORD + "\n", env=env)
     assert missing.returncode == 2 and "no testnet runs" in missing.stderr
+
+
+def test_serve_refuses_a_busy_port_in_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOG_")}
+    env["FOG_DATA_DIR"] = str(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = fogcore("serve", "--port", str(port), env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"fogcore serve: cannot listen on 127.0.0.1:{port}: Address already in use"]
