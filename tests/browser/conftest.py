@@ -251,6 +251,15 @@ def axe_violations(page) -> list[str]:
             f"{', '.join(v['targets'][:3])}" for v in found]
 
 
+def svg_text_px(page, selector: str) -> float:
+    """The smallest text size on screen, in CSS pixels, of the SVG text under `selector`
+    (its font size times its drawing's scale)."""
+    return page.evaluate("""(selector) => Math.min(...[...document.querySelectorAll(selector)]
+        .map((t) => { const svg = t.ownerSVGElement;
+            const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+            return parseFloat(getComputedStyle(t).fontSize) * scale; }))""", selector)
+
+
 LOAD_TIMES: dict[str, dict] = {}
 AXE_RESULTS: dict[str, int] = {}
 

@@ -25,7 +25,7 @@ from fogcore import delays
 from fogcore.mixnet.descriptor import decode_descriptor
 from fogcore.mixnet.testnet import STATE_FILE
 
-from .conftest import WAIT_MS, Server
+from .conftest import WAIT_MS, Server, svg_text_px
 
 MIX_NODES = 6
 GATEWAYS = 1
@@ -199,15 +199,6 @@ def _altered_status(page, alter) -> None:
     page.route("**/api/betanet/status", handle)
 
 
-def _font_px(page, selector: str) -> float:
-    """The smallest text size on screen, in CSS pixels, of the SVG text under `selector`
-    (its font size times the drawing's scale)."""
-    return page.evaluate("""(selector) => Math.min(...[...document.querySelectorAll(selector)]
-        .map((t) => { const svg = t.ownerSVGElement;
-            const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
-            return parseFloat(getComputedStyle(t).fontSize) * scale; }))""", selector)
-
-
 def test_dashboard_with_a_testnet(browser, server):
     """The dashboard draws the last hour at once (kept by the API), never says "null",
     warns when nodes are not up (naming their state in words) and does not poll while
@@ -303,13 +294,13 @@ def test_betanet_states_links_and_idle_nodes(browser, server):
         box = page.locator(selector).bounding_box()
         assert box and box["x"] + box["width"] <= 390, (selector, box)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    assert _font_px(page, "svg.graph text") >= 9
+    assert svg_text_px(page, "svg.graph text") >= 9
     browser.screenshot("testnet-betanet-phone")
     assert browser.axe("testnet /betanet (phone)") == []
     browser.goto(f"/betanet/nodes/{status['nodes'][2]['node_id']}",
                  name="testnet /betanet/nodes/{id} (phone)")
     page.wait_for_selector("#node-charts svg.chart")
-    assert _font_px(page, "#node-charts svg.chart text") >= 9
+    assert svg_text_px(page, "#node-charts svg.chart text") >= 9
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     browser.screenshot("testnet-node-phone")
     assert browser.unexpected_errors() == []

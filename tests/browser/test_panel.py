@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .conftest import ADMIN, WAIT_MS
+from .conftest import ADMIN, WAIT_MS, svg_text_px
 
 # The Betanet routes answer 404 while no testnet runs: the page shows its empty state.
 NO_TESTNET = [(404, "/api/betanet/")]
@@ -300,6 +300,16 @@ def test_benchmark_pages_say_things_in_words(browser, server):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert "Traceback" not in page.inner_text("section[aria-labelledby=runs-title]")
     assert "`" not in page.inner_text("main")
+    # Each suite's past runs on a chart of their own unit; text readable on the phone.
+    page.wait_for_selector("#history-charts svg.chart")
+    units = {"core": "operations/s", "api": "requests/s", "node": "packets/s"}
+    titles = []
+    for figure in page.locator("#history-charts figure").all():
+        titles.append(figure.locator("h3").inner_text())
+        suite = titles[-1].split()[1]
+        assert figure.locator("svg.chart > desc").text_content().startswith(units[suite])
+    assert any(t.startswith("Past api runs") for t in titles), titles
+    assert svg_text_px(page, "svg.chart text") >= 9
     assert browser.axe("/benchmarks/runs/{failed}") == []
     browser.screenshot("benchmarks-failed-run-narrow")
     page.set_viewport_size({"width": 1280, "height": 900})
