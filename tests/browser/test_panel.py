@@ -244,9 +244,9 @@ def test_unknown_page_paths_say_not_found(browser):
 
 
 def _seed_runs(database: str) -> dict[str, str]:
-    """Two finished api runs written straight into the server's store: one failed with a
-    Python traceback, one done whose paced case fell far short of its 2,000 requests/s
-    and whose process ran longer than its measurements."""
+    """Three finished api runs written straight into the server's store: one failed with
+    a Python traceback, one stopped, one done whose paced case fell far short of its 2,000
+    requests/s and whose process ran longer than its measurements."""
     from fogcore.store import open_store
 
     traceback = "\n".join([
@@ -273,7 +273,10 @@ def _seed_runs(database: str) -> dict[str, str]:
                                                    "p50_ms": 3.0, "p99_ms": 40.0},
                           "replay.check": {"ops_per_s": 2_500_000.0}}}
             await store.bench.finish(done.id, "done", result=result, now=start + 3.8)
-            return {"failed": failed.id, "done": done.id}
+            stopped = await store.bench.create("api", {"quick": True})
+            await store.bench.start(stopped.id)
+            await store.bench.finish(stopped.id, "stopped", error="stopped on request")
+            return {"failed": failed.id, "done": done.id, "stopped": stopped.id}
         finally:
             await store.close()
 
@@ -313,6 +316,9 @@ def test_benchmark_pages_say_things_in_words(browser, server):
     assert browser.axe("/benchmarks/runs/{failed}") == []
     browser.screenshot("benchmarks-failed-run-narrow")
     page.set_viewport_size({"width": 1280, "height": 900})
+    browser.goto(f"/benchmarks/runs/{runs['stopped']}", name="/benchmarks/runs/{stopped}")
+    stopped = page.wait_for_selector("#bench-result #bench-failure")
+    assert stopped.inner_text().startswith("The run was stopped: stopped on request")
     browser.goto(f"/benchmarks/runs/{runs['done']}", name="/benchmarks/runs/{done}")
     page.wait_for_selector("#result-took")
     assert "took 3.8 s" in page.inner_text("#result-took")
