@@ -37,14 +37,15 @@ EXTENSION_MODULES = (
     "_vrf",
 )
 
-#: compiled module -> its pure-Python twin (`_x` -> `_x_py`). `_replay` keeps its pure code
-#: in its public module (fogcore.replay.ReplayFilterPy); `_mem` has none.
+#: compiled module -> its pure-Python twin (`_x` -> `_x_py`); `_mem` (allocation wrappers)
+#: has none.
 PURE_TWINS = {
     "_batch": "fogcore.packet._batch_py",
     "_delays": "fogcore._delays_py",
     "_frames": "fogcore.mixnet._frames_py",
     "_hop": "fogcore.packet._hop_py",
     "_kem": "fogcore.packet._kem_py",
+    "_replay": "fogcore._replay_py",
     "_sodium": "fogcore._sodium_py",
     "_sphinx": "fogcore.packet._sphinx_py",
     "_vrf": "fogcore._vrf_py",

@@ -227,3 +227,16 @@ def test_pure_twin_is_thread_safe():
         t.join()
     assert len(f) == len(tags)
     assert all(a + b == 1 for a, b in zip(seen[0], seen[1][::-1], strict=True))
+
+
+def test_check_and_add_many_on_both_implementations(impl_mode):
+    impl = load_impl(impl_mode, "_replay")
+    f = impl.ReplayFilter(1000, 1e-9, bytes(32))
+    tags = b"".join(_tags(31, 10))
+    out = bytearray(11)
+    assert impl.check_and_add_many(f, tags + tags[:32], out) == 10
+    assert list(out) == [0] * 10 + [1]
+    with pytest.raises(ValueError):
+        impl.check_and_add_many(f, tags[:-1])
+    with pytest.raises(ValueError):
+        impl.check_and_add_many(f, tags, bytearray(9))
