@@ -73,7 +73,7 @@ export function render(main) {
     if (notUp.length) nodesUp.classList.add("stat-warn");
     betanet.replaceChildren(
       h("h2", { id: "betanet-summary" }, "Betanet"),
-      notUp.length ? h("div", { class: "notice warn", id: "nodes-warning", role: "status" },
+      notUp.length ? h("div", { class: "notice warn", id: "nodes-warning" },
         h("strong", {}, `${notUp.length} of ${nodes.length} nodes not up: `),
         notUp.map((n) => `${n.layer} node ${n.node_id.slice(0, 8)} ${STATE_WORDS[n.state] || n.state}`)
           .join("; "), ". ", h("a", { href: "/betanet" }, "See the topology"), ".") : "",
