@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from .auth import ROLE_RANK
 from .context import require_role
 from .models import ErrorResponse, schema_of
+from .routing import GUARD
 
 __all__ = ["Operation", "operation", "operation_of", "build_openapi"]
 
@@ -83,6 +84,9 @@ def operation(**kwargs: Any) -> Callable[[Endpoint], Endpoint]:
             async def guarded(request: Request) -> Response:
                 await require_role(request, role)
                 return await endpoint(request)
+
+            # The same check for the router's fast path, which calls the parts itself.
+            setattr(guarded, GUARD, (require_role, role, endpoint))
 
         guarded.__fog_operation__ = op  # type: ignore[attr-defined]
         return guarded

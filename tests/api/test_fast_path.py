@@ -13,7 +13,8 @@ from starlette.routing import Route, Router, request_response
 
 from fogcore.api import create_app
 from fogcore.api.app import ApiApp
-from fogcore.api.routing import _PLAIN_WRAPPER, IndexedRouter, direct_app
+from fogcore.api.openapi import operation_of
+from fogcore.api.routing import _PLAIN_WRAPPER, GUARD, IndexedRouter, direct_app
 
 from .conftest import test_settings
 
@@ -62,6 +63,11 @@ def test_every_fixed_route_is_indexed_and_called_directly(tmp_path):
         # Every API endpoint is a plain async function, so none needs Starlette's wrapper.
         assert direct_app(route) is not None, route.path
         assert served_by[0] != route.handle, route.path
+        # A route with a role is served by its check and inner endpoint, unwrapped.
+        op = operation_of(route.endpoint)
+        if op is not None and op.role is not None:
+            _, role, inner = getattr(route.endpoint, GUARD)
+            assert role == op.role and inner is route.endpoint.__wrapped__, route.path
 
 
 def test_requests_to_fixed_routes_never_fall_back(api, monkeypatch):
