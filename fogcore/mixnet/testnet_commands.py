@@ -57,6 +57,9 @@ def _quiet(line: str) -> None:
 
 # ------------------------------------------------------------------------------- up
 
+#: signals that stop `up` (a closed terminal's SIGHUP too: the testnet is cleaned up)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 def _add_up(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=9,
@@ -89,15 +92,18 @@ def _up(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         testnet = Testnet(options)
 
-        def on_signal() -> None:
-            # The first Ctrl-C/SIGTERM stops the testnet (during start-up at once, later
+        def on_signal(sig: int) -> None:
+            # The first Ctrl-C/SIGTERM/SIGHUP stops the testnet (during start-up at once, later
             # with the nodes' graceful leave); another one cuts the nodes' grace short.
             if stop.is_set():
                 testnet.cut_grace()
+            else:
+                received.append(sig)
             stop.set()
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal)
+        received: list[int] = []
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, on_signal, sig)
         try:
             start = loop.create_task(testnet.start())
             stopper = loop.create_task(stop.wait())
@@ -106,7 +112,7 @@ def _up(args: argparse.Namespace) -> int:
                 progress("interrupted: stopping what was started")
                 start.cancel()
                 await asyncio.gather(start, return_exceptions=True)
-                return 130
+                return 128 + received[0]  # as a shell reports the signal: 130 for Ctrl-C
             stopper.cancel()
             start.result()
             print(testnet.describe(), flush=True)
@@ -116,7 +122,7 @@ def _up(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
         finally:
             await testnet.stop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in _STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
         print("testnet stopped", flush=True)
         return 0

@@ -231,9 +231,11 @@ def test_send_to_an_unknown_gateway_fails_at_once(up):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_up_ctrl_c_during_start_up(tmp_path):
-    """Ctrl-C while `fogcore up` starts its nodes: progress was shown, the exit is 130
-    without a traceback, and the state file of a running testnet was never left."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])
+def test_up_ctrl_c_during_start_up(tmp_path, sig):
+    """Ctrl-C (or a closed terminal's SIGHUP) while `fogcore up` starts its nodes:
+    progress was shown, the exit is 128 + the signal without a traceback, and the state
+    file of a running testnet was never left."""
     data = tmp_path / "data"
     process = subprocess.Popen(fogcore("up", "--data", str(data), "--port", "0", "--nodes",
                                        "3", "--gateways", "1"),
@@ -245,13 +247,13 @@ def test_up_ctrl_c_during_start_up(tmp_path):
             lines.append(line)
             if "starting 4 nodes" in line:
                 break
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     err = "".join(lines) + err
-    assert process.returncode == 130, err
+    assert process.returncode == 128 + sig, err
     assert "API listening at" in err and "Traceback" not in err
     assert not (data / "testnet.json").exists()
