@@ -48,6 +48,8 @@ def display_url(url: str) -> str:
 def check_writable(path: str, what: str = "output") -> None:
     """Raise CommandError unless a file can be created at `path` (checked before long
     work starts, so a run is not lost for want of a writable directory)."""
+    if os.path.isdir(path):
+        raise CommandError(f"cannot write the {what} {path}: it is a directory")
     probe = f"{path}.tmp"
     try:
         with open(probe, "a"):

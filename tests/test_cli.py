@@ -157,6 +157,8 @@ def test_check_writable(tmp_path):
     assert not list(tmp_path.iterdir())  # the probe leaves nothing behind
     with pytest.raises(CommandError, match="cannot write the output .*missing"):
         check_writable(str(tmp_path / "missing" / "out.json"))
+    with pytest.raises(CommandError, match="is a directory"):
+        check_writable(str(tmp_path))
 
 
 # -- fogcore bench: a table, the JSON on request, what it needs checked first ------------
