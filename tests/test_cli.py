@@ -207,3 +207,35 @@ def test_unusable_path_is_one_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"fogcore up: {blocker / 'testnet'}: Not a directory"], proc.stderr
+
+
+@pytest.mark.parametrize("raised, status, line", [
+    (KeyboardInterrupt(), 130, ""),
+    (BrokenPipeError(), 141, None),
+    (OSError(13, "Permission denied", "/data/x"), 1, "fogcore boom: /data/x: Permission denied"),
+])
+def test_error_boundary_in_process(monkeypatch, capsys, raised, status, line):
+    from fogcore import cli
+
+    def boom(args):
+        raise raised
+
+    monkeypatch.setitem(cli.COMMANDS, "boom", ("raise", lambda parser: None, boom))
+    if isinstance(raised, BrokenPipeError):
+        monkeypatch.setattr(cli, "_silence_stdout", lambda: None)  # keep pytest's stdout
+    assert cli.main(["boom"]) == status
+    err = capsys.readouterr().err
+    if line is not None:
+        assert err.strip() == line
+    assert "Traceback" not in err
+
+
+def test_command_error_code(monkeypatch, capsys):
+    from fogcore import cli
+
+    def refuse(args):
+        raise cli.CommandError("database sqlite:///x: unsupported", 2)
+
+    monkeypatch.setitem(cli.COMMANDS, "refuse", ("refuse", lambda parser: None, refuse))
+    assert cli.main(["refuse"]) == 2
+    assert capsys.readouterr().err == "fogcore refuse: database sqlite:///x: unsupported\n"
