@@ -4,6 +4,9 @@ Switches (environment variables):
   FOGCORE_DEBUG=1     line tracing, FOG_DEBUG macro, allocation counters, -O0 -g
   FOGCORE_ANNOTATE=1  write Cython's annotated HTML next to each .pyx
   FOGCORE_EXT=a,b     build only these modules (developer convenience)
+
+Both stages run in parallel, one job per usable CPU: cythonize's worker processes, then
+build_ext's C compiler jobs (`-j N` on the command line overrides the default).
 """
 
 import glob
@@ -14,6 +17,15 @@ from setuptools import Extension, find_packages, setup
 DEBUG = os.environ.get("FOGCORE_DEBUG") == "1"
 ANNOTATE = os.environ.get("FOGCORE_ANNOTATE") == "1"
 ONLY = {name for name in os.environ.get("FOGCORE_EXT", "").split(",") if name}
+
+
+def usable_cpus():
+    """CPUs this process may run on: the affinity mask where the OS has one, so a build in
+    a CPU-limited container starts no more jobs than it can run."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def extensions():
@@ -34,7 +46,9 @@ def extensions():
         macros.append(("CYTHON_TRACE_NOGIL", "1"))
         cflags = ["-O0", "-g3", "-Wall"]
     else:
-        cflags = ["-O3", "-Wall", "-Wno-unused-function"]
+        # -g0 drops the debug info Python's own CFLAGS ask for (-g): the same machine code,
+        # a fifth less compile time and a wheel several times smaller.
+        cflags = ["-O3", "-g0", "-Wall", "-Wno-unused-function"]
     modules = []
     for pyx in sorted(glob.glob("fogcore/_ext/*.pyx")):
         stem = os.path.splitext(os.path.basename(pyx))[0]
@@ -55,7 +69,7 @@ def extensions():
         compiler_directives=directives,
         annotate=ANNOTATE,
         force=DEBUG,
-        nthreads=os.cpu_count() or 1,
+        nthreads=usable_cpus(),
     )
 
 
@@ -81,4 +95,6 @@ setup(
     ext_modules=extensions(),
     packages=packages() + (["fogcore.panel"] if os.path.isdir("panel") else []),
     package_dir=PACKAGE_DIR,
+    # Without it the ten modules' C compiles one after another, the bulk of an install.
+    options={"build_ext": {"parallel": usable_cpus()}},
 )
