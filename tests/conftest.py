@@ -20,14 +20,10 @@ def impl_mode(request) -> str:
     return request.param
 
 
-def load_impl(mode: str, compiled_name: str, py_module=None):
-    """The implementation of `fogcore._ext.<compiled_name>` for `mode`, chosen as fogcore
-    chooses (`fogcore._impl.implementation`): the compiled module or its `_x_py` twin.
-    `py_module` stands in for the twin of a module whose pure code lives in its public
-    module (`_delays`, `_replay`). Compiled mode fails loudly when the extension is not
-    built."""
-    if mode == "py" and py_module is not None:
-        return py_module
+def load_impl(mode: str, compiled_name: str):
+    """The implementation of `fogcore._ext.<compiled_name>` for `mode` ("c" or "py"), chosen
+    as fogcore chooses (`fogcore._impl.implementation`): the compiled module or its `_x_py`
+    twin. Compiled mode fails loudly when the extension is not built."""
     try:
         return implementation(compiled_name, mode)
     except RuntimeError as exc:

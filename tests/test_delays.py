@@ -93,7 +93,7 @@ def test_neg_ln_is_accurate():
 
 @needs_compiled
 def test_neg_ln_compiled_matches_reference():
-    compiled = load_impl("c", "_delays", None)
+    compiled = load_impl("c", "_delays")
     rng = random.Random(11)
     ms = [1, 2, 2**31 - 1, 2**31, 2**32, 2**53] + [rng.randrange(1, 2**53 + 1)
                                                     for _ in range(20000)]
@@ -104,7 +104,7 @@ def test_neg_ln_compiled_matches_reference():
 
 @needs_compiled
 def test_compiled_matches_reference_on_random_tags():
-    compiled = load_impl("c", "_delays", None)
+    compiled = load_impl("c", "_delays")
     rng = random.Random(12)
     params = [(MEAN, MAX), (1, 2**32 - 1), (2**32 - 1, 2**32 - 1), (0, 100), (1000, 0),
               (10_000_000, 60_000_000)]
@@ -212,9 +212,8 @@ def test_vrf_key_derivation_is_deterministic_and_per_seed():
 
 
 def test_proof_verifies_under_the_vrf_key_not_the_identity_key(impl_mode):
-    from fogcore import _vrf_py
 
-    impl = load_impl(impl_mode, "_vrf", _vrf_py)
+    impl = load_impl(impl_mode, "_vrf")
     epoch = delays.EpochDelays(delays.vrf_secret_key(KAT_SEED), 7, MEAN, MAX)
     alpha = delays.epoch_alpha(7)
     assert impl.verify(KAT_VRF_PUBLIC, epoch.proof, alpha) == epoch.beta

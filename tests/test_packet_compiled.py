@@ -32,12 +32,12 @@ REF_FORMATS = {c.FORMAT_SPHINX: _sphinx_py, c.FORMAT_KEM: _kem_py}
 
 @pytest.fixture(scope="module")
 def ext():
-    return load_impl("c", "_batch", None)
+    return load_impl("c", "_batch")
 
 
 @pytest.fixture(scope="module")
 def hop():
-    return load_impl("c", "_hop", None)
+    return load_impl("c", "_hop")
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_build_packet_identical(ext, nodes, fmt):
 
 
 def test_sphinx_route_secrets_every_method(nodes):
-    sphinx = load_impl("c", "_sphinx", None)
+    sphinx = load_impl("c", "_sphinx")
     r = random.Random(7)
     for n in range(1, c.MAX_HOPS + 1):
         route = [k.info() for k in nodes[:n]]
@@ -240,7 +240,7 @@ def test_python_replay_filter_and_its_errors(ext, nodes):
 @given(data=st.binary(max_size=2600), fmt=st.sampled_from([1, 2, 7]),
        exact_length=st.booleans())
 def test_arbitrary_bytes_never_crash(data, fmt, exact_length):
-    ext = load_impl("c", "_batch", None)
+    ext = load_impl("c", "_batch")
     keys = NodeKeys.from_seed(bytes(32))
     if exact_length:  # get past the framing checks to the cryptography
         size = {1: 2346, 2: 2506}.get(fmt, 2346)

@@ -7,7 +7,7 @@ import pytest
 from conftest import IMPL_MODES, load_impl
 
 from fogcore._impl import NO_EXTENSIONS
-from fogcore.packet import NodeKeys, _batch_py, _kem_py, _sphinx_py, surb
+from fogcore.packet import NodeKeys, _sphinx_py, surb
 from fogcore.packet import _hop_py as c
 from fogcore.packet.outcome import Kind
 from fogcore.replay import ReplayFilterPy
@@ -17,10 +17,10 @@ FORMATS = ["sphinx", "kem"]
 
 def use_implementation(monkeypatch, mode: str) -> None:
     """Point the SURB module at the compiled primitives ("c") or the reference ("py")."""
-    monkeypatch.setattr(surb, "_hop", load_impl(mode, "_hop", c))
+    monkeypatch.setattr(surb, "_hop", load_impl(mode, "_hop"))
     monkeypatch.setattr(surb, "_HEADER_BUILDERS", {
-        c.FORMAT_SPHINX: load_impl(mode, "_sphinx", _sphinx_py),
-        c.FORMAT_KEM: load_impl(mode, "_kem", _kem_py),
+        c.FORMAT_SPHINX: load_impl(mode, "_sphinx"),
+        c.FORMAT_KEM: load_impl(mode, "_kem"),
     })
 
 
@@ -63,7 +63,7 @@ def test_reply_round_trip_and_tampering(monkeypatch, mode, fmt):
     s, key = surb.make_surb([k.info() for k in keys], b"O" * 32, fmt)
     _, frame = surb.build_reply(s, b"x" * c.MESSAGE_CAPACITY)
     for i, node in enumerate(keys):
-        out = load_impl(mode, "_batch", _batch_py).process_packet(node, frame,
+        out = load_impl(mode, "_batch").process_packet(node, frame,
                                                              ReplayFilterPy(64, 1e-9))
         assert out.tag == key.tags[i]
         frame = out.packet

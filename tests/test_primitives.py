@@ -6,12 +6,10 @@ import hashlib
 import pytest
 from conftest import load_impl
 
-from fogcore import _sodium_py
-
 
 @pytest.fixture
 def prim(impl_mode):
-    return load_impl(impl_mode, "_sodium", _sodium_py)
+    return load_impl(impl_mode, "_sodium")
 
 
 h = bytes.fromhex

@@ -20,7 +20,7 @@ def make(impl_mode):
     """The filter class of the implementation under test (public API names)."""
     if impl_mode == "py":
         return replay.ReplayFilterPy
-    load_impl("c", "_replay", None)  # fails loudly when the extension is not built
+    load_impl("c", "_replay")  # fails loudly when the extension is not built
     assert replay.IMPLEMENTATION == "c"
     return replay.ReplayFilter
 

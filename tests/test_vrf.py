@@ -36,11 +36,11 @@ needs_compiled = pytest.mark.skipif(NO_EXTENSIONS, reason="compiled extensions d
 
 @pytest.fixture
 def impl(impl_mode):
-    return load_impl(impl_mode, "_vrf", _vrf_py)
+    return load_impl(impl_mode, "_vrf")
 
 
 def _compiled():
-    return load_impl("c", "_vrf", _vrf_py)
+    return load_impl("c", "_vrf")
 
 
 # ---- known answers ---------------------------------------------------------------------------

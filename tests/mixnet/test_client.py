@@ -28,11 +28,10 @@ from fogcore.mixnet.client import (
 from fogcore.mixnet.fragment import split_message
 from fogcore.mixnet.topology import ENTRY, GATEWAY, MIX
 from fogcore.packet import MESSAGE_CAPACITY, make_surb
-from fogcore.packet import _batch_py as packet_ref
 
 
 def make_network(impl_mode, **kwargs) -> LoopbackNetwork:
-    backend = load_impl(impl_mode, "_batch", packet_ref)
+    backend = load_impl(impl_mode, "_batch")
     return LoopbackNetwork(backend=backend, **kwargs)
 
 

@@ -31,13 +31,12 @@ from fogcore.mixnet.control import (
 from fogcore.mixnet.links import StaticResolver
 from fogcore.mixnet.topology import ENTRY, GATEWAY, MIX, Topology
 from fogcore.mixnet.transport import TcpTransport
-from fogcore.packet import _batch_py as packet_ref
 
 from .conftest import wait_for
 
 
 def make_network(impl_mode, **kwargs) -> LoopbackNetwork:
-    backend = load_impl(impl_mode, "_batch", packet_ref)
+    backend = load_impl(impl_mode, "_batch")
     kwargs.setdefault("layer_sizes", (2, 2, 2))
     kwargs.setdefault("gateways", 1)
     return LoopbackNetwork(backend=backend, mean_delay_us=500, **kwargs)

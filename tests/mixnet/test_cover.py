@@ -21,11 +21,10 @@ from fogcore.mixnet.cover import (
     poisson_gaps,
 )
 from fogcore.mixnet.topology import GATEWAY, MIX
-from fogcore.packet import _batch_py as packet_ref
 
 
 def make_network(impl_mode, **kwargs) -> LoopbackNetwork:
-    return LoopbackNetwork(backend=load_impl(impl_mode, "_batch", packet_ref), **kwargs)
+    return LoopbackNetwork(backend=load_impl(impl_mode, "_batch"), **kwargs)
 
 
 def client_of(net: LoopbackNetwork) -> MixClient:
