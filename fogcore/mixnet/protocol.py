@@ -34,9 +34,9 @@ IMPLEMENTATION = "py" if _frames is _frames_py else "c"
 Arena = _frames.Arena
 
 
-def frames_module(mode: str | None = None) -> ModuleType:
+def frames_module(impl: str | None = None) -> ModuleType:
     """The framing implementation: "c" (compiled), "py" (pure) or None for the default."""
-    return _frames if mode is None else implementation("_frames", mode)
+    return _frames if impl is None else implementation("_frames", impl)
 
 
 def _make_class(base: type) -> type:
