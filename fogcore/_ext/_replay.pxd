@@ -8,15 +8,7 @@
 
 from libc.stdint cimport uint8_t, uint64_t
 
-cdef extern from "<pthread.h>" nogil:
-    ctypedef struct pthread_mutex_t:
-        pass
-    ctypedef struct pthread_mutexattr_t:
-        pass
-    int pthread_mutex_init(pthread_mutex_t *mutex, const pthread_mutexattr_t *attr)
-    int pthread_mutex_destroy(pthread_mutex_t *mutex)
-    int pthread_mutex_lock(pthread_mutex_t *mutex)
-    int pthread_mutex_unlock(pthread_mutex_t *mutex)
+from fogcore._ext.includes.pthread cimport pthread_mutex_t
 
 cdef enum:
     REPLAY_TAG_BYTES = 32

@@ -24,6 +24,13 @@ from libc.string cimport memcpy, memset
 
 from fogcore._ext._mem cimport fog_calloc, fog_free
 from fogcore._ext._sodium cimport SodiumAPI, sodium_api
+from fogcore._ext.includes.fog_wipe cimport fog_wipe
+from fogcore._ext.includes.pthread cimport (
+    pthread_mutex_destroy,
+    pthread_mutex_init,
+    pthread_mutex_lock,
+    pthread_mutex_unlock,
+)
 
 cdef const SodiumAPI *S = sodium_api()
 
@@ -145,7 +152,7 @@ cdef class ReplayFilter:
             memset(self._bits, 0, self._nbits // 8)
             self._count = 0
             pthread_mutex_unlock(&self._lock)
-        memset(fresh, 0, 32)
+        fog_wipe(fresh, 32)
         return 0
 
     def add(self, const unsigned char[::1] tag not None):
