@@ -269,6 +269,10 @@ async def run_ping(client, count: int, *, interval: float = 0.02, timeout: float
     # Until every loop is back, at most `timeout`; a late loop still counts as delivered,
     # while its lateness (`loop_timeout`) has already made its nodes suspect.
     while len(latencies) < len(sent) and loop.time() < deadline:
+        # `done` may have been set while loops were still being sent (every loop sent so
+        # far was back): clear it, or the wait returns at once and this loop spins
+        # without ever yielding to the event loop.
+        done.clear()
         try:
             async with asyncio.timeout(min(0.25, max(0.0, deadline - loop.time()))):
                 await done.wait()

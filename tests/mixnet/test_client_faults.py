@@ -513,3 +513,34 @@ def test_loops_clear_and_raise_suspicion(run, impl_mode):
     run(main())
     net.close()
     assert cover.stats["loops_lost"] >= 3
+
+
+def test_ping_waits_for_a_slow_loop_without_holding_the_loop(run, impl_mode):
+    # Every loop is back before the next one leaves, then one is slow: waiting for it must
+    # yield to the event loop (a wait that returned at once used to spin until the
+    # timeout, starving the poller, so the slow loop was never fetched and counted lost).
+    from fogcore.mixnet.testnet_commands import run_ping
+
+    net = make_network(impl_mode, seed=b"ping wait")
+    alice, _ = clients(net, fast_config())
+    mixes = net.layer(MIX)
+
+    async def main():
+        sent = 0
+        original = alice.send_packet
+
+        async def send_packet(route, mailbox, message):
+            nonlocal sent
+            sent += 1
+            if sent == 4:  # the last loop is held 0.3 s by every mix
+                for node in mixes:
+                    net.set_misbehaviour(node, extra_delay_us=300_000)
+            return await original(route, mailbox, message)
+
+        async with alice:
+            alice.send_packet = send_packet
+            return await run_ping(alice, 4, interval=0.05, timeout=2.0, loop_timeout=3.0)
+
+    out = run(main())
+    assert out["delivered"] == 4 and out["lost"] == 0, out
+    net.close()
