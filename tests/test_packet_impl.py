@@ -55,7 +55,9 @@ def test_impls():
 
 def _run(code: str, **env: str) -> str:
     full = {**os.environ, **env}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    # -P: the installed package, not the source tree of the working directory (which has no
+    # built extensions when the package was installed rather than built in place).
+    proc = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
                           env=full, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
