@@ -84,16 +84,15 @@ class Link(asyncio.Protocol):
         self.pending: list[int] = []  # written, not yet flushed by the transport
         self.transport = None
         self.connected = False
-        self.sent = 0
+        self.sent = 0  # packets handed to the transport, ever
         self.connects = 0
         #: False from a failure until a reconnect's first probe is acknowledged: packets
         #: offered meanwhile are dropped at once (`link_down`)
         self.reachable = True
         #: the next hop said (signed) that it is leaving; it still takes what is in flight
         self.draining = False
-        self.written = 0            # packets handed to the transport, ever
         self._acked_written = 0     # of those, the ones a PROBE_ACK vouches for
-        self._probes: deque = deque()  # (nonce, sent at, `written` when sent), oldest first
+        self._probes: deque = deque()  # (nonce, sent at, `sent` then), oldest first
         self._next_probe = 0.0
         self._paused_since = 0.0
         self._reader = ControlReader()
@@ -152,7 +151,6 @@ class Link(asyncio.Protocol):
         views = self._links.arena.frame_views(slots)
         self.pending.extend(slots)
         self.sent += n
-        self.written += n
         self._links.packets_out += n
         # With zero write-buffer limits this calls pause_writing when anything is left
         # buffered; otherwise every byte is already with the kernel.
@@ -201,7 +199,7 @@ class Link(asyncio.Protocol):
 
     def _probe(self, now: float) -> None:
         nonce = os.urandom(16)
-        self._probes.append((nonce, now, self.written))
+        self._probes.append((nonce, now, self.sent))
         self._next_probe = now + self._links.probe_interval
         self._links.probes_sent += 1
         self.transport.write(encode_probe(nonce))
@@ -222,8 +220,8 @@ class Link(asyncio.Protocol):
     def _count_unconfirmed(self) -> None:
         # Flushed to the kernel, never acknowledged: the slots are gone, the count stays.
         # (Slots still pending are counted `link_lost` when the connection goes.)
-        n = self.written - self._acked_written - len(self.pending)
-        self._acked_written = self.written
+        n = self.sent - self._acked_written - len(self.pending)
+        self._acked_written = self.sent
         if n > 0:
             self._links.count_drops("unconfirmed", n)
 
@@ -241,7 +239,7 @@ class Link(asyncio.Protocol):
         links.reconnect_delay.pop(self.node_id, None)
         self._reader = ControlReader()
         self._probes.clear()
-        self._acked_written = self.written
+        self._acked_written = self.sent
         self.draining = False
         if links.probe_interval:
             self._probe(time.monotonic())   # a reconnect is trusted once this is acked
